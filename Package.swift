@@ -12,13 +12,16 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
-        // Headers of OpenBLAS's CBLAS interface, found with pkg-config `openblas`
-        // (never `blas`, which may resolve to the slow reference BLAS). The module
-        // map links nothing: DenseKit loads libopenblas at run time with dlopen,
-        // after choosing OPENBLAS_CORETYPE (see Kernels/BLAS/BLASLoader.swift).
+        // Headers of OpenBLAS's own CBLAS interface (openblas-pthread/cblas.h, never
+        // the generic cblas.h that may belong to the slow reference BLAS). Nothing
+        // is linked, on purpose: OpenBLAS picks its kernels when it is loaded, and
+        // Debian's 0.3.21 picks slow SSE3 ones on recent CPUs. DenseKit sets
+        // OPENBLAS_CORETYPE from the CPU's features and then loads the library
+        // with dlopen (Kernels/BLAS/BLAS.swift). A `pkgConfig: "openblas"` here
+        // would make SwiftPM link -lopenblas and load it before any of our code
+        // runs, so the Makefile's `deps` step checks `pkg-config --exists openblas`.
         .systemLibrary(
             name: "CBLAS",
-            pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]
         ),
         // libpng / libjpeg decode and PNG encode. Every setjmp/longjmp stays in C.

@@ -1,0 +1,2 @@
+import DenseKit
+print(BLAS.summary())
