@@ -68,6 +68,12 @@ public final class SafeTensorsFile: @unchecked Sendable {
         self.infos = parsed.infos
     }
 
+    /// Size of the whole file, in bytes.
+    public var fileByteCount: Int { region.count }
+
+    /// Size of the JSON header, in bytes (without the 8-byte length field).
+    public var headerByteCount: Int { dataStart - 8 }
+
     /// The validated entry of tensor `name`, or nil when there is none.
     public func info(_ name: String) -> SafeTensorInfo? { infos[name] }
 
