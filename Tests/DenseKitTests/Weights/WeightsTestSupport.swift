@@ -26,3 +26,27 @@ enum WeightsTestSupport {
         return dir
     }
 }
+
+/// Builds raw safetensors bytes from a header text and a data section.
+/// `headerPadding` appends that many spaces; `lengthOverride` replaces the length field.
+func makeSafeTensors(header: String, data: [UInt8] = [], headerPadding: Int = 0, lengthOverride: UInt64? = nil) -> Data {
+    var h = Array(header.utf8)
+    h.append(contentsOf: [UInt8](repeating: 0x20, count: headerPadding))
+    var out = Data()
+    var n = (lengthOverride ?? UInt64(h.count)).littleEndian
+    withUnsafeBytes(of: &n) { out.append(contentsOf: $0) }
+    out.append(contentsOf: h)
+    out.append(contentsOf: data)
+    return out
+}
+
+func littleEndianBytes<T: FixedWidthInteger>(_ values: [T]) -> [UInt8] {
+    var out: [UInt8] = []
+    for v in values {
+        var le = v.littleEndian
+        withUnsafeBytes(of: &le) { out.append(contentsOf: $0) }
+    }
+    return out
+}
+
+func floatBytes(_ values: [Float]) -> [UInt8] { littleEndianBytes(values.map(\.bitPattern)) }
