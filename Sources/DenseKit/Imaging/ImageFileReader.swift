@@ -1,0 +1,25 @@
+import Foundation
+
+/// Reads whole files for the decoders (internal), with one-line errors.
+enum ImageFileReader {
+    /// The bytes of the file at `path` (memory-mapped when the system allows).
+    /// - Throws: ``ImageError/unreadableFile(path:reason:)``.
+    static func read(_ path: String) throws -> Data {
+        guard !path.isEmpty else { throw ImageError.unreadableFile(path: path, reason: "empty path") }
+        let fm = FileManager.default
+        var isDir: ObjCBool = false
+        guard fm.fileExists(atPath: path, isDirectory: &isDir) else {
+            throw ImageError.unreadableFile(path: path, reason: "no such file")
+        }
+        if isDir.boolValue { throw ImageError.unreadableFile(path: path, reason: "is a folder, not a file") }
+        guard fm.isReadableFile(atPath: path) else {
+            throw ImageError.unreadableFile(path: path, reason: "permission denied")
+        }
+        do {
+            return try Data(contentsOf: URL(fileURLWithPath: path), options: .mappedIfSafe)
+        } catch {
+            let reason = (error as NSError).localizedFailureReason ?? error.localizedDescription
+            throw ImageError.unreadableFile(path: path, reason: reason)
+        }
+    }
+}
