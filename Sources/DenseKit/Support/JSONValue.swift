@@ -74,6 +74,23 @@ public enum JSONValue: Sendable, Equatable {
     /// An array of numbers.
     public var doubles: [Double]? { array.flatMap { a in let r = a.compactMap { $0.double }; return r.count == a.count ? r : nil } }
 
+    /// `s` as a JSON string literal (quotes, backslashes and control characters escaped).
+    public static func quote(_ s: String) -> String {
+        var out = "\""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if u.value < 0x20 { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
+            }
+        }
+        return out + "\""
+    }
+
     /// Serialises back to compact JSON text (keys sorted).
     public var jsonText: String {
         switch self {
@@ -82,9 +99,7 @@ public enum JSONValue: Sendable, Equatable {
         case .number(let d):
             if d.rounded() == d && abs(d) < 1e15 { return String(Int(d)) }
             return "\(d)"
-        case .string(let s):
-            let data = (try? JSONSerialization.data(withJSONObject: s, options: [.fragmentsAllowed])) ?? Data("\"\"".utf8)
-            return String(decoding: data, as: UTF8.self)
+        case .string(let s): return JSONValue.quote(s)
         case .array(let a): return "[" + a.map { $0.jsonText }.joined(separator: ",") + "]"
         case .object(let o):
             return "{" + o.keys.sorted().map { k in JSONValue.string(k).jsonText + ":" + o[k]!.jsonText }.joined(separator: ",") + "}"

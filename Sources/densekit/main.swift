@@ -1,2 +1,0 @@
-import DenseKit
-print(BLAS.summary())
