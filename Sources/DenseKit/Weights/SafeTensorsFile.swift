@@ -98,7 +98,7 @@ public final class SafeTensorsFile: @unchecked Sendable {
             #if _endian(little)
             if count > 0 {
                 let borrowed: Tensor?? = region.withBytes(range) { raw -> Tensor? in
-                    guard let base = raw.baseAddress,
+                    guard let base = raw.baseAddress, raw.count == count * MemoryLayout<Float>.size,
                           Int(bitPattern: base) % MemoryLayout<Float>.alignment == 0 else { return nil }
                     let p = base.assumingMemoryBound(to: Float.self)
                     return Tensor(shape: shape, layout: layout,
@@ -108,7 +108,13 @@ public final class SafeTensorsFile: @unchecked Sendable {
             }
             #endif
             return try converted(info, range: range, layout: layout) { raw, out in
+                #if _endian(little)
+                if let src = raw.baseAddress, let dst = out.baseAddress {
+                    UnsafeMutableRawPointer(dst).copyMemory(from: src, byteCount: raw.count)
+                }
+                #else
                 for i in 0..<out.count { out[i] = Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))) }
+                #endif
             }
         case .f16:
             return try converted(info, range: range, layout: layout) { raw, out in
@@ -141,20 +147,22 @@ public final class SafeTensorsFile: @unchecked Sendable {
         guard let info = infos[name] else { throw WeightsError.missingTensor(file: path, tensor: name) }
         let count = info.elementCount
         let range = (dataStart + info.byteRange.lowerBound)..<(dataStart + info.byteRange.upperBound)
-        let values: [Int64]?
+        let values: [Int64]??
         switch info.dtype {
         case .i64:
             values = region.withBytes(range) { raw in
-                (0..<count).map { Int64(littleEndian: raw.loadUnaligned(fromByteOffset: 8 * $0, as: Int64.self)) }
+                guard raw.count == 8 * count else { return nil }
+                return (0..<count).map { Int64(littleEndian: raw.loadUnaligned(fromByteOffset: 8 * $0, as: Int64.self)) }
             }
         case .i32:
             values = region.withBytes(range) { raw in
-                (0..<count).map { Int64(Int32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: Int32.self))) }
+                guard raw.count == 4 * count else { return nil }
+                return (0..<count).map { Int64(Int32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: Int32.self))) }
             }
         default:
             throw WeightsError.unsupportedDType(file: path, tensor: name, dtype: info.dtype, wanted: "integers (I64 or I32)")
         }
-        guard let values, values.count == count else {
+        guard let checked = values, let values = checked, values.count == count else {
             throw WeightsError.invalidTensor(file: path, tensor: name, reason: "data outside the file")
         }
         return IndexTensor(shape: info.shape, values: values)

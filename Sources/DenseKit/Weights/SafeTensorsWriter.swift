@@ -52,7 +52,13 @@ public struct SafeTensorsWriter {
         case .f32:
             bytes = [UInt8](repeating: 0, count: tensor.count * 4)
             tensor.withUnsafeBufferPointer { src in
+                #if _endian(little)
+                bytes.withUnsafeMutableBytes { dst in
+                    if let d = dst.baseAddress, let s = src.baseAddress { d.copyMemory(from: s, byteCount: dst.count) }
+                }
+                #else
                 for (i, v) in src.enumerated() { Self.store(v.bitPattern, into: &bytes, at: 4 * i) }
+                #endif
             }
         case .f16:
             bytes = [UInt8](repeating: 0, count: tensor.count * 2)
@@ -76,7 +82,15 @@ public struct SafeTensorsWriter {
     public mutating func add(_ name: String, _ tensor: IndexTensor) throws {
         try checkName(name)
         var bytes = [UInt8](repeating: 0, count: tensor.values.count * 8)
+        #if _endian(little)
+        tensor.values.withUnsafeBytes { src in
+            bytes.withUnsafeMutableBytes { dst in
+                if let d = dst.baseAddress, let s = src.baseAddress { d.copyMemory(from: s, byteCount: dst.count) }
+            }
+        }
+        #else
         for (i, v) in tensor.values.enumerated() { Self.store(UInt64(bitPattern: v), into: &bytes, at: 8 * i) }
+        #endif
         entries[name] = Entry(name: name, dtype: .i64, shape: tensor.shape, bytes: bytes)
     }
 
@@ -174,6 +188,9 @@ public struct SafeTensorsWriter {
             unlink(temp)
         }
         finished = true
+        // Best effort: make the rename itself durable.
+        let dirfd = open(folder.isEmpty ? "." : folder, O_RDONLY | O_CLOEXEC)
+        if dirfd >= 0 { _ = fsync(dirfd); close(dirfd) }
     }
 
     // MARK: helpers
