@@ -12,6 +12,10 @@
 #include <jpeglib.h>
 #include <jerror.h>
 
+/* Progressive / multi-scan files with absurd scan counts take unbounded time
+ * (each scan is a full pass over the coefficients); real files have < 20. */
+#define DK_JPEG_MAX_SCANS 1000
+
 typedef struct {
     struct jpeg_error_mgr pub; /* must be first */
     jmp_buf jb;
@@ -36,6 +40,16 @@ static void dk_jpeg_emit_message(j_common_ptr c, int level) {
 
 static void dk_jpeg_output_message(j_common_ptr c) {
     (void)c; /* never print to stderr */
+}
+
+static void dk_jpeg_progress(j_common_ptr c) {
+    if (!c->is_decompressor) return;
+    j_decompress_ptr d = (j_decompress_ptr)c;
+    if (d->input_scan_number > DK_JPEG_MAX_SCANS) {
+        dk_jpeg_err *e = (dk_jpeg_err *)c->err;
+        dk_set_msg(e->msg, e->msg_len, "JPEG has more than %d scans", DK_JPEG_MAX_SCANS);
+        longjmp(e->jb, 1);
+    }
 }
 
 static void dk_jpeg_install_errors(struct jpeg_decompress_struct *cinfo, dk_jpeg_err *jerr,
@@ -158,6 +172,10 @@ int dk_jpeg_decode_rgb8(const uint8_t *data, size_t len, uint64_t max_pixels,
     cinfo.scale_num = 1;
     cinfo.scale_denom = 1;
     cinfo.quantize_colors = FALSE;
+    struct jpeg_progress_mgr progress;
+    memset(&progress, 0, sizeof(progress));
+    progress.progress_monitor = dk_jpeg_progress;
+    cinfo.progress = &progress;
 
     (void)jpeg_start_decompress(&cinfo);
     int nc = cinfo.output_components;
