@@ -1,0 +1,123 @@
+import Foundation
+
+/// Multi-head attention with `torch.nn.MultiheadAttention(embed_dim, num_heads, batch_first=True)`
+/// semantics (no masks, no dropout, `need_weights=False`).
+///
+/// `q = query Wq^T + bq`, `k = key Wk^T + bk`, `v = value Wv^T + bv` (rows `0..<E`, `E..<2E`,
+/// `2E..<3E` of `in_proj_weight` / `in_proj_bias`); head `h` uses features `h*D ..< (h+1)*D`
+/// (`D = E / H`): `o_h = softmax(q_h k_h^T / sqrt(D)) v_h`; the heads are concatenated in order
+/// and `y = concat out_proj.weight^T + out_proj.bias`. Heads are read and written in place through
+/// strided views (no transposes). When `query`, `key` and `value` are the same tensor the three
+/// projections run as one GEMM. `callAsFunction` is reentrant.
+public final class MultiHeadAttention: @unchecked Sendable {
+    /// Embedding size `E`.
+    public let embedDim: Int
+    /// Number of heads `H`.
+    public let numHeads: Int
+    /// Head size `D = E / H`.
+    public var headDim: Int { embedDim / numHeads }
+    let qProj: LinearOperator, kProj: LinearOperator, vProj: LinearOperator
+    let qkvProj: LinearOperator
+    let outProj: LinearOperator
+
+    /// Creates the layer from the module's state_dict tensors.
+    /// - Parameters:
+    ///   - embedDim: `E`; `numHeads`: `H`, dividing `E`.
+    ///   - inProjWeight: `[3E, E]`; `inProjBias`: `[3E]` or nil.
+    ///   - outProjWeight: `[E, E]` (`out_proj.weight`); `outProjBias`: `[E]` or nil.
+    /// - Throws: `LinearError.shapeMismatch` for wrong shapes or `E` not divisible by `H`.
+    public init(embedDim: Int, numHeads: Int, inProjWeight: Tensor, inProjBias: Tensor?,
+                outProjWeight: Tensor, outProjBias: Tensor?) throws {
+        guard embedDim > 0, numHeads > 0, embedDim % numHeads == 0 else {
+            throw LinearError.shapeMismatch("embed_dim \(embedDim) must be a positive multiple of num_heads \(numHeads)")
+        }
+        let e = embedDim
+        guard inProjWeight.shape == [3 * e, e] else {
+            throw LinearError.shapeMismatch("in_proj_weight has shape \(inProjWeight.shape), expected [\(3 * e), \(e)]")
+        }
+        if let b = inProjBias, b.shape != [3 * e] {
+            throw LinearError.shapeMismatch("in_proj_bias has shape \(b.shape), expected [\(3 * e)]")
+        }
+        guard outProjWeight.shape == [e, e] else {
+            throw LinearError.shapeMismatch("out_proj.weight has shape \(outProjWeight.shape), expected [\(e), \(e)]")
+        }
+        if let b = outProjBias, b.shape != [e] {
+            throw LinearError.shapeMismatch("out_proj.bias has shape \(b.shape), expected [\(e)]")
+        }
+        self.embedDim = e
+        self.numHeads = numHeads
+        qProj = try LinearOperator(weight: inProjWeight, rowOffset: 0, rows: e, bias: inProjBias, biasOffset: 0, activation: .none)
+        kProj = try LinearOperator(weight: inProjWeight, rowOffset: e, rows: e, bias: inProjBias, biasOffset: e, activation: .none)
+        vProj = try LinearOperator(weight: inProjWeight, rowOffset: 2 * e, rows: e, bias: inProjBias, biasOffset: 2 * e, activation: .none)
+        qkvProj = try LinearOperator(weight: inProjWeight, bias: inProjBias)
+        outProj = try LinearOperator(weight: outProjWeight, bias: outProjBias)
+    }
+
+    /// Attention of `query` `[B, L, E]` over `key` `[B, S, E]` / `value` `[B, S, E]`; returns `[B, L, E]`.
+    /// - Throws: `LinearError.shapeMismatch` when the shapes do not fit.
+    public func callAsFunction(query: Tensor, key: Tensor, value: Tensor) throws -> Tensor {
+        let e = embedDim
+        guard query.rank == 3, key.rank == 3, value.rank == 3,
+              query.shape[2] == e, key.shape[2] == e, value.shape[2] == e else {
+            throw LinearError.shapeMismatch("multi-head attention needs [B, L, \(e)] tensors, got query \(query.shape), key \(key.shape), value \(value.shape)")
+        }
+        let b = query.shape[0], l = query.shape[1], s = key.shape[1]
+        guard key.shape[0] == b, value.shape[0] == b, value.shape[1] == s else {
+            throw LinearError.shapeMismatch("key \(key.shape) and value \(value.shape) do not match query \(query.shape)")
+        }
+        var y = Tensor(zeros: [b, l, e], layout: .tokens)
+        if b == 0 || l == 0 { return y }
+        let fused = query.storage === key.storage && key.storage === value.storage && query.shape == key.shape
+        let concat = UnsafeMutablePointer<Float>.allocate(capacity: b * l * e)
+        defer { concat.deallocate() }
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(1, AttentionHead.blockRows(queries: l, keys: s) * s))
+        defer { scratch.deallocate() }
+        let d = headDim
+        let scale = 1 / Float(d).squareRoot()
+        if fused {
+            // One GEMM for q, k and v: rows of [q | k | v], 3E wide.
+            let qkv = UnsafeMutablePointer<Float>.allocate(capacity: b * l * 3 * e)
+            defer { qkv.deallocate() }
+            query.withUnsafeBufferPointer { qb in
+                guard let qp = qb.baseAddress else { return }
+                qkvProj.forward(input: qp, rows: b * l, output: qkv)
+            }
+            heads(q: qkv, k: qkv + e, v: qkv + 2 * e, ld: 3 * e, batch: b, l: l, s: s, scale: scale, out: concat, scratch: scratch)
+        } else {
+            let q = UnsafeMutablePointer<Float>.allocate(capacity: b * l * e)
+            let k = UnsafeMutablePointer<Float>.allocate(capacity: max(1, b * s * e))
+            let v = UnsafeMutablePointer<Float>.allocate(capacity: max(1, b * s * e))
+            defer { q.deallocate(); k.deallocate(); v.deallocate() }
+            query.withUnsafeBufferPointer { xb in if let p = xb.baseAddress { qProj.forward(input: p, rows: b * l, output: q) } }
+            key.withUnsafeBufferPointer { xb in if let p = xb.baseAddress { kProj.forward(input: p, rows: b * s, output: k) } }
+            value.withUnsafeBufferPointer { xb in if let p = xb.baseAddress { vProj.forward(input: p, rows: b * s, output: v) } }
+            heads(q: q, k: k, v: v, ld: e, batch: b, l: l, s: s, scale: scale, out: concat, scratch: scratch)
+        }
+        y.withUnsafeMutableBufferPointer { yb in
+            guard let yp = yb.baseAddress else { return }
+            outProj.forward(input: concat, rows: b * l, output: yp)
+        }
+        return y
+    }
+
+    /// Self-attention: `callAsFunction(query: x, key: x, value: x)`, with the fused q/k/v projection.
+    /// - Throws: `LinearError.shapeMismatch` when `x` is not `[B, L, E]`.
+    public func callAsFunction(_ x: Tensor) throws -> Tensor {
+        try callAsFunction(query: x, key: x, value: x)
+    }
+
+    /// All heads of all images; q/k/v rows have stride `ld` and head `h` starts at column `h*D`.
+    private func heads(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, ld: Int,
+                       batch: Int, l: Int, s: Int, scale: Float, out: UnsafeMutablePointer<Float>,
+                       scratch: UnsafeMutablePointer<Float>) {
+        let d = headDim, e = embedDim
+        for n in 0..<batch {
+            for h in 0..<numHeads {
+                AttentionHead.compute(q: q + n * l * ld + h * d, ldq: ld, k: k + n * s * ld + h * d, ldk: ld,
+                                      v: v + n * s * ld + h * d, ldv: ld, out: out + n * l * e + h * d, ldo: e,
+                                      L: l, S: s, E: d, Ev: d, scale: scale, mask: nil, ldm: 0, mcs: 0,
+                                      causal: false, scores: scratch)
+            }
+        }
+    }
+}

@@ -1,0 +1,217 @@
+import Foundation
+
+/// A 2-D convolution with its weights packed once, matching
+/// `act(torch.nn.functional.conv2d(F.pad(x, prePad), weight, bias, stride, padding, dilation, groups))`.
+///
+/// Activations are NCHW float32. The operator picks one of three kernels at init:
+/// - **1x1, stride 1, no padding**: one `BLAS.sgemm` per image and group on the input itself
+///   (`Y[C_out/g, H*W] = W[C_out/g, C_in/g] * X[C_in/g, H*W]`), no im2col.
+/// - **depthwise** (`groups == C_in`, `C_out = m * C_in`): a direct SIMD kernel (`DepthwiseConv`).
+/// - **everything else**: im2col + `BLAS.sgemm`, tiled over output pixels so that the column
+///   buffer never exceeds `Conv2dOperator.im2colBound` floats whatever the image size. Each
+///   tile's GEMM writes straight into the output (leading dimension `H_out*W_out`) and the
+///   bias + activation epilogue runs on that tile while it is still in cache.
+///
+/// `forward` keeps no mutable state: one operator may be used from several threads at once
+/// (OpenBLAS calls are serialised by `BLAS.sgemm`). Results do not depend on
+/// `Threading.threads`: our loops use fixed partitions and OpenBLAS never splits the K sum.
+public final class Conv2dOperator: @unchecked Sendable {
+    /// The convolution's parameters (validated).
+    public let parameters: Conv2dParameters
+
+    /// Upper bound, in floats, of the im2col buffer of one forward (default 8M floats = 32 MB).
+    /// Internal so that tests can lower it; read when `workspaceCount`/`forward` run.
+    nonisolated(unsafe) static var im2colBound: Int = 8 << 20
+    /// Preferred im2col tile size in floats (cache-friendly); never above `im2colBound`.
+    nonisolated(unsafe) static var im2colTarget: Int = 1 << 19
+
+    enum Path { case pointwise, depthwise, im2col }
+    let path: Path
+    /// Weights `[C_out, C_in/groups * kH * kW]`, row-major (PyTorch's layout, contiguous and aligned).
+    let packedWeight: UnsafeMutablePointer<Float>
+    /// Bias `[C_out]` or nil.
+    let packedBias: UnsafeMutablePointer<Float>?
+
+    /// Creates the operator and packs the weights.
+    /// - Parameters:
+    ///   - p: the parameters; validated here.
+    ///   - weight: `[C_out, C_in/groups, kH, kW]` (PyTorch's `Conv2d.weight`).
+    ///   - bias: `[C_out]` or nil.
+    /// - Throws: `ConvError` when a parameter is out of range or a tensor has the wrong shape.
+    public init(_ p: Conv2dParameters, weight: Tensor, bias: Tensor?) throws {
+        try p.validate()
+        let expected = [p.outChannels, p.inChannels / p.groups, p.kernelH, p.kernelW]
+        guard weight.shape == expected else {
+            throw ConvError.shapeMismatch("weight has shape \(weight.shape), expected \(expected) ([C_out, C_in/groups, kH, kW])")
+        }
+        if let b = bias, b.shape != [p.outChannels] {
+            throw ConvError.shapeMismatch("bias has shape \(b.shape), expected [\(p.outChannels)]")
+        }
+        self.parameters = p
+        if p.isDepthwise {
+            path = .depthwise
+        } else if p.kernelH == 1 && p.kernelW == 1 && p.strideH == 1 && p.strideW == 1
+                    && p.padH == 0 && p.padW == 0 && p.prePad.allSatisfy({ $0 == 0 }) {
+            path = .pointwise
+        } else {
+            path = .im2col
+        }
+        packedWeight = Conv2dOperator.allocateCopy(weight)
+        packedBias = bias.map { Conv2dOperator.allocateCopy($0) }
+    }
+
+    deinit {
+        packedWeight.deallocate()
+        packedBias?.deallocate()
+    }
+
+    static func allocateCopy(_ t: Tensor) -> UnsafeMutablePointer<Float> {
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(1, t.count) * MemoryLayout<Float>.stride, alignment: 64)
+        let p = raw.bindMemory(to: Float.self, capacity: max(1, t.count))
+        t.withUnsafeBufferPointer { src in
+            if let base = src.baseAddress, src.count > 0 { p.initialize(from: base, count: src.count) }
+        }
+        return p
+    }
+
+    /// Rows of the column matrix for one group: `C_in/groups * kH * kW` (the GEMM's K).
+    var gemmK: Int { parameters.inChannelsPerGroup * parameters.kernelH * parameters.kernelW }
+
+    /// Output pixels per im2col tile for an output plane of `outPixels` pixels.
+    func tilePixels(outPixels: Int) -> Int {
+        let k = max(1, gemmK)
+        let bound = max(1, Conv2dOperator.im2colBound)
+        let target = min(bound, max(1, Conv2dOperator.im2colTarget))
+        var tile = max(1, target / k)
+        // Keep the GEMM's N large: never go below 1024 columns unless the hard bound says so.
+        tile = max(tile, min(1024, bound / k))
+        tile = max(1, min(tile, outPixels))
+        // Balance the tiles so the last one is not a sliver.
+        let tiles = (outPixels + tile - 1) / tile
+        return (outPixels + tiles - 1) / tiles
+    }
+
+    /// Floats of scratch one `forward` needs for an input of `batch x C_in x height x width`:
+    /// the im2col tile (at most `max(im2colBound, K)` floats), 0 for the 1x1 and depthwise kernels.
+    public func workspaceCount(batch: Int, height: Int, width: Int) -> Int {
+        guard path == .im2col else { return 0 }
+        let o = parameters.outputSize(height: height, width: width)
+        let px = o.height * o.width
+        if px <= 0 { return 0 }
+        return gemmK * tilePixels(outPixels: px)
+    }
+
+    /// Output shape `[batch, C_out, H_out, W_out]` for an input of `height x width`.
+    public func outputShape(batch: Int, height: Int, width: Int) -> [Int] {
+        let o = parameters.outputSize(height: height, width: width)
+        return [batch, parameters.outChannels, o.height, o.width]
+    }
+
+    /// Multiply-adds times two for one forward: `2 * N * C_out * H_out * W_out * (C_in/groups) * kH * kW`.
+    public func flops(batch: Int, height: Int, width: Int) -> Double {
+        let o = parameters.outputSize(height: height, width: width)
+        return 2 * Double(batch) * Double(parameters.outChannels) * Double(o.height * o.width) * Double(gemmK)
+    }
+
+    /// Runs the convolution.
+    /// - Parameters:
+    ///   - input: `[batch, C_in, height, width]`, NCHW contiguous.
+    ///   - output: `[batch, C_out, H_out, W_out]` (see `outputShape`); fully overwritten.
+    ///   - workspace: at least `workspaceCount(batch:height:width:)` floats, or nil to let the
+    ///     call allocate it.
+    /// The caller guarantees the sizes (`H_out`, `W_out` > 0); use `callAsFunction` for checked use.
+    public func forward(input: UnsafePointer<Float>, batch: Int, height: Int, width: Int,
+                        output: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>?) {
+        let p = parameters
+        let g = ConvGeometry(p, height: height, width: width)
+        if g.outH <= 0 || g.outW <= 0 || batch <= 0 { return }
+        switch path {
+        case .depthwise:
+            DepthwiseConv.forward(input: input, batch: batch, channels: p.inChannels, multiplier: p.outChannels / p.inChannels,
+                                  geometry: g, weight: packedWeight, bias: packedBias, activation: p.activation, output: output)
+        case .pointwise:
+            forwardPointwise(input: input, batch: batch, g: g, output: output)
+        case .im2col:
+            let need = workspaceCount(batch: batch, height: height, width: width)
+            if let ws = workspace {
+                forwardIm2col(input: input, batch: batch, g: g, output: output, col: ws)
+            } else {
+                let ws = UnsafeMutablePointer<Float>.allocate(capacity: max(1, need))
+                defer { ws.deallocate() }
+                forwardIm2col(input: input, batch: batch, g: g, output: output, col: ws)
+            }
+        }
+    }
+
+    /// 1x1 stride-1 unpadded: the input planes are the GEMM's B directly.
+    private func forwardPointwise(input: UnsafePointer<Float>, batch: Int, g: ConvGeometry, output: UnsafeMutablePointer<Float>) {
+        let p = parameters
+        let cinG = p.inChannelsPerGroup, coutG = p.outChannelsPerGroup
+        let hw = g.inPixels
+        for n in 0..<batch {
+            for grp in 0..<p.groups {
+                let x = input + (n * p.inChannels + grp * cinG) * hw
+                let y = output + (n * p.outChannels + grp * coutG) * hw
+                BLAS.sgemm(m: coutG, n: hw, k: cinG, a: packedWeight + grp * coutG * cinG, lda: cinG,
+                           b: x, ldb: hw, c: y, ldc: hw)
+            }
+            let y = output + n * p.outChannels * hw
+            ConvEpilogue.apply(output: y, channels: p.outChannels, planeStride: hw, offset: 0, count: hw,
+                               bias: packedBias.map { UnsafePointer($0) }, activation: p.activation)
+        }
+    }
+
+    /// im2col + GEMM, tiled over output pixels.
+    private func forwardIm2col(input: UnsafePointer<Float>, batch: Int, g: ConvGeometry,
+                               output: UnsafeMutablePointer<Float>, col: UnsafeMutablePointer<Float>) {
+        let p = parameters
+        let cinG = p.inChannelsPerGroup, coutG = p.outChannelsPerGroup
+        let k = gemmK
+        let px = g.outPixels
+        let tile = tilePixels(outPixels: px)
+        let biasPtr = packedBias.map { UnsafePointer($0) }
+        for n in 0..<batch {
+            var p0 = 0
+            while p0 < px {
+                let cnt = min(tile, px - p0)
+                for grp in 0..<p.groups {
+                    let x = input + (n * p.inChannels + grp * cinG) * g.inPixels
+                    Im2col.fill(input: x, channels: cinG, geometry: g, pixel0: p0, count: cnt, col: col)
+                    let y = output + (n * p.outChannels + grp * coutG) * px + p0
+                    BLAS.sgemm(m: coutG, n: cnt, k: k, a: packedWeight + grp * coutG * k, lda: k,
+                               b: col, ldb: cnt, c: y, ldc: px)
+                }
+                ConvEpilogue.apply(output: output + n * p.outChannels * px, channels: p.outChannels, planeStride: px,
+                                   offset: p0, count: cnt, bias: biasPtr, activation: p.activation)
+                p0 += cnt
+            }
+        }
+    }
+
+    /// Convenience: runs the convolution on a `[N, C_in, H, W]` tensor and returns `[N, C_out, H_out, W_out]`.
+    /// Allocates the output and the workspace.
+    /// - Precondition: the input shape fits the parameters (use `checkedCall` for a throwing variant).
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        do { return try checkedCall(x) } catch {
+            preconditionFailure("\(error)")
+        }
+    }
+
+    /// Runs the convolution on a `[N, C_in, H, W]` tensor, returning `[N, C_out, H_out, W_out]`.
+    /// - Throws: `ConvError.shapeMismatch` when the input does not fit the parameters.
+    public func checkedCall(_ x: Tensor) throws -> Tensor {
+        let (n, h, w) = try parameters.checkInput(shape: x.shape)
+        var y = Tensor(zeros: outputShape(batch: n, height: h, width: w))
+        if n == 0 { return y }
+        let need = workspaceCount(batch: n, height: h, width: w)
+        let ws = UnsafeMutablePointer<Float>.allocate(capacity: max(1, need))
+        defer { ws.deallocate() }
+        x.withUnsafeBufferPointer { xb in
+            y.withUnsafeMutableBufferPointer { yb in
+                guard let xp = xb.baseAddress, let yp = yb.baseAddress else { return }
+                forward(input: xp, batch: n, height: h, width: w, output: yp, workspace: ws)
+            }
+        }
+        return y
+    }
+}

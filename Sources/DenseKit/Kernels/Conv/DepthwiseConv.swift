@@ -1,0 +1,133 @@
+/// Direct depthwise convolution (`groups == C_in`, `C_out = m * C_in`, output channel `o`
+/// reads input channel `o / m`), without im2col.
+///
+/// Each output plane is computed by one thread (planes are split over threads with a fixed
+/// partition, so results do not depend on the thread count). Inside a plane, every output row
+/// is built in registers: an interior fast path keeps 16 output columns in a `SIMD16<Float>`
+/// accumulator over all kernel taps (strides 1 and 2, contiguous loads, with the stride-2
+/// even lanes taken from a `SIMD32` load), and a scalar border path handles the columns whose
+/// window leaves the input. Bias and activation are applied to the row while it is in L1.
+/// 3x3 and 5x5 kernels get unrolled specialisations; other sizes, dilations and strides use
+/// the same code with run-time sizes.
+enum DepthwiseConv {
+    /// Computes the convolution for `batch` images.
+    /// - Parameters:
+    ///   - input: `[batch, channels, height, width]`.
+    ///   - weight: `[channels * multiplier, kernelH * kernelW]` (PyTorch's layout flattened).
+    ///   - bias: `[channels * multiplier]` or nil.
+    ///   - output: `[batch, channels * multiplier, outH, outW]`.
+    static func forward(input: UnsafePointer<Float>, batch: Int, channels: Int, multiplier: Int,
+                        geometry g: ConvGeometry, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                        activation: Activation, output: UnsafeMutablePointer<Float>) {
+        let outChannels = channels * multiplier
+        let planes = batch * outChannels
+        let grain = max(1, 8_192 / max(1, g.outPixels * g.taps))
+        Threading.parallelFor(planes, grain: grain) { idx in
+            let n = idx / outChannels
+            let o = idx - n * outChannels
+            let c = o / multiplier
+            let src = input + (n * channels + c) * g.inPixels
+            let dst = output + idx * g.outPixels
+            plane(src: src, dst: dst, w: weight + o * g.taps, bias: bias?[o] ?? 0, activation: activation, g: g)
+        }
+    }
+
+    /// One output plane; dispatches to an unrolled specialisation when one exists.
+    static func plane(src: UnsafePointer<Float>, dst: UnsafeMutablePointer<Float>, w: UnsafePointer<Float>,
+                      bias: Float, activation: Activation, g: ConvGeometry) {
+        let unit = g.dilationH == 1 && g.dilationW == 1 && g.strideH == g.strideW
+        switch (g.kernelH, g.kernelW, g.strideW, unit) {
+        case (3, 3, 1, true): planeImpl(src, dst, w, bias, activation, g, kH: 3, kW: 3, sW: 1)
+        case (3, 3, 2, true): planeImpl(src, dst, w, bias, activation, g, kH: 3, kW: 3, sW: 2)
+        case (5, 5, 1, true): planeImpl(src, dst, w, bias, activation, g, kH: 5, kW: 5, sW: 1)
+        case (5, 5, 2, true): planeImpl(src, dst, w, bias, activation, g, kH: 5, kW: 5, sW: 2)
+        default: planeImpl(src, dst, w, bias, activation, g, kH: g.kernelH, kW: g.kernelW, sW: g.strideW)
+        }
+    }
+
+    @inline(__always)
+    static func planeImpl(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ w: UnsafePointer<Float>,
+                          _ bias: Float, _ activation: Activation, _ g: ConvGeometry,
+                          kH: Int, kW: Int, sW: Int) {
+        let dW = g.dilationW
+        // Interior columns: every tap column inside the input.
+        let first = g.validColumns(tapColumn: 0)
+        let last = g.validColumns(tapColumn: kW - 1)
+        let cLo = max(first.lo, last.lo)
+        let cHi = max(cLo, min(first.hi, last.hi))
+        // Last input column a 16-lane block starting at `ow` touches (relative to ow*sW).
+        let span = (sW == 1 ? 15 : (sW == 2 ? 31 : 15 * sW)) + (kW - 1) * dW - g.padLeft
+        for oh in 0..<g.outH {
+            let row = dst + oh * g.outW
+            let ihBase = oh * g.strideH - g.padTop
+            // Kernel rows inside the input for this output row.
+            var aLo = 0
+            while aLo < kH && ihBase + aLo * g.dilationH < 0 { aLo += 1 }
+            var aHi = kH
+            while aHi > aLo && ihBase + (aHi - 1) * g.dilationH >= g.height { aHi -= 1 }
+            // Left border.
+            var ow = 0
+            while ow < cLo { row[ow] = borderPixel(src, w, bias, g, ow: ow, ihBase: ihBase, aLo: aLo, aHi: aHi, kW: kW); ow += 1 }
+            // Interior, 16 columns at a time.
+            if sW <= 2 {
+                while ow + 16 <= cHi && ow * sW + span <= g.width - 1 {
+                    var acc = SIMD16<Float>(repeating: bias)
+                    var a = aLo
+                    while a < aHi {
+                        let inRow = src + (ihBase + a * g.dilationH) * g.width + ow * sW - g.padLeft
+                        let wRow = w + a * kW
+                        var b = 0
+                        while b < kW {
+                            let p = inRow + b * dW
+                            let v: SIMD16<Float>
+                            if sW == 1 {
+                                v = UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self)
+                            } else {
+                                v = UnsafeRawPointer(p).loadUnaligned(as: SIMD32<Float>.self).evenHalf
+                            }
+                            acc += wRow[b] * v
+                            b += 1
+                        }
+                        a += 1
+                    }
+                    UnsafeMutableRawPointer(row + ow).storeBytes(of: acc, as: SIMD16<Float>.self)
+                    ow += 16
+                }
+            }
+            // Interior remainder (scalar, no bounds checks needed).
+            while ow < cHi {
+                var acc = bias
+                var a = aLo
+                while a < aHi {
+                    let inRow = src + (ihBase + a * g.dilationH) * g.width + ow * sW - g.padLeft
+                    let wRow = w + a * kW
+                    for b in 0..<kW { acc += wRow[b] * inRow[b * dW] }
+                    a += 1
+                }
+                row[ow] = acc
+                ow += 1
+            }
+            // Right border.
+            while ow < g.outW { row[ow] = borderPixel(src, w, bias, g, ow: ow, ihBase: ihBase, aLo: aLo, aHi: aHi, kW: kW); ow += 1 }
+            ConvEpilogue.applyPlane(row, count: g.outW, bias: 0, activation: activation)
+        }
+    }
+
+    /// One output pixel with per-tap column checks (window partly outside the input).
+    @inline(__always)
+    static func borderPixel(_ src: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ bias: Float, _ g: ConvGeometry,
+                            ow: Int, ihBase: Int, aLo: Int, aHi: Int, kW: Int) -> Float {
+        var acc = bias
+        let iwBase = ow * g.strideW - g.padLeft
+        var a = aLo
+        while a < aHi {
+            let inRow = src + (ihBase + a * g.dilationH) * g.width
+            for b in 0..<kW {
+                let iw = iwBase + b * g.dilationW
+                if iw >= 0 && iw < g.width { acc += w[a * kW + b] * inRow[iw] }
+            }
+            a += 1
+        }
+        return acc
+    }
+}
