@@ -34,6 +34,19 @@ final class KernelsMiscParityTests: XCTestCase {
         }
     }
 
+    /// Extra cases (for example other sizes made with the same generator) from the folder named by
+    /// `DENSEKIT_EXTRA_OPS`; skipped when it is unset. Every case of a target handled here must pass.
+    func testExtraCasesFromEnvironment() throws {
+        guard let folder = ProcessInfo.processInfo.environment["DENSEKIT_EXTRA_OPS"] else {
+            throw XCTSkip("DENSEKIT_EXTRA_OPS not set")
+        }
+        let verbose = ProcessInfo.processInfo.environment["DENSEKIT_PARITY_VERBOSE"] != nil
+        for r in try ParityRunner.run(folder: folder) where r.status != .skip {
+            if verbose { print(r.line) }
+            XCTAssertEqual(r.status, .pass, r.line)
+        }
+    }
+
     func testBatchNorm() throws { try check("batch_norm") }
     func testLayerNorm() throws { try check("layer_norm") }
     func testLayerNorm2d() throws { try check("layer_norm2d") }
