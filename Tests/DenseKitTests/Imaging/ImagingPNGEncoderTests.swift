@@ -3,7 +3,7 @@ import Foundation
 import XCTest
 
 /// PNG encode round trips through the decoder.
-final class PNGEncoderTests: XCTestCase {
+final class ImagingPNGEncoderTests: XCTestCase {
     private func pattern(_ n: Int, seed: Int) -> [UInt8] {
         (0..<n).map { UInt8(truncatingIfNeeded: ($0 &* 2654435761 &+ seed &* 97) >> 7) }
     }

@@ -3,7 +3,7 @@ import Foundation
 import XCTest
 
 /// Every entry of `shared/data/photos/manifest.json` against the decoder.
-final class PhotoManifestTests: XCTestCase {
+final class ImagingPhotoManifestTests: XCTestCase {
     func testEveryManifestEntry() throws {
         let data = try ImagingTestData.requireData()
         let photos = data.appendingPathComponent("photos")

@@ -4,7 +4,7 @@ import XCTest
 
 /// EXIF orientation parsing on synthetic APP1 segments inserted into a real JPEG:
 /// both byte orders, and malformed segments (ignored, orientation 1).
-final class ExifOrientationTests: XCTestCase {
+final class ImagingExifOrientationTests: XCTestCase {
     /// `FF E1 <len> "Exif\0\0" <TIFF>`; `tiff` is the TIFF block.
     private func app1(_ tiff: [UInt8]) -> [UInt8] {
         let payload = Array("Exif".utf8) + [0, 0] + tiff

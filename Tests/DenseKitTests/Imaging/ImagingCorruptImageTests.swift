@@ -4,7 +4,7 @@ import XCTest
 
 /// Every PNG/JPEG file listed in `shared/data/corrupt/manifest.json` must be refused
 /// with an ImageError; the controls must decode.
-final class CorruptImageTests: XCTestCase {
+final class ImagingCorruptImageTests: XCTestCase {
     func testEveryCorruptImageIsRefused() throws {
         let corrupt = try ImagingTestData.requireData().appendingPathComponent("corrupt")
         let manifest = try ImagingTestData.load(ImagingTestData.CorruptManifest.self,

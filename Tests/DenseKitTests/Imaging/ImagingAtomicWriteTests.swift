@@ -3,7 +3,7 @@ import Foundation
 import XCTest
 
 /// PNGEncoder.write: atomic, refuses to overwrite unless told, leaves no temporary file.
-final class AtomicWriteTests: XCTestCase {
+final class ImagingAtomicWriteTests: XCTestCase {
     private func listing(_ dir: URL) throws -> [String] {
         try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted()
     }

@@ -2,7 +2,7 @@ import DenseKit
 import XCTest
 
 /// EXIF orientation transforms against compositions of mirror and transpose.
-final class OrientationTests: XCTestCase {
+final class ImagingOrientationTests: XCTestCase {
     private typealias Grid = [[Int]] // [row][col] -> pixel id
 
     private func transpose(_ g: Grid) -> Grid {
