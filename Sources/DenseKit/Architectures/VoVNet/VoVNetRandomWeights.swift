@@ -14,7 +14,7 @@ public enum VoVNetRandomWeights {
 
     /// Weights for the given tensor list.
     public static func make(_ specs: [VoVNetTensorSpec], seed: UInt64 = 0) -> TensorDictionary {
-        var rng = SplitMix64(seed: seed)
+        var rng = SeededRandom(seed: seed)
         var d = TensorDictionary()
         for s in specs {
             let n = s.shape.reduce(1, *)
@@ -40,8 +40,8 @@ public enum VoVNetRandomWeights {
     }
 }
 
-/// SplitMix64: a small, fast, seedable generator (Steele, Lea, Flood 2014).
-struct SplitMix64 {
+/// SeededRandom: a small, fast, seedable generator (Steele, Lea, Flood 2014).
+struct SeededRandom {
     private var state: UInt64
     init(seed: UInt64) { state = seed &+ 0x9E37_79B9_7F4A_7C15 }
 
