@@ -29,7 +29,7 @@ enum WeightsTestSupport {
 
 /// Builds raw safetensors bytes from a header text and a data section.
 /// `headerPadding` appends that many spaces; `lengthOverride` replaces the length field.
-func makeSafeTensors(header: String, data: [UInt8] = [], headerPadding: Int = 0, lengthOverride: UInt64? = nil) -> Data {
+func weightsTestFile(header: String, data: [UInt8] = [], headerPadding: Int = 0, lengthOverride: UInt64? = nil) -> Data {
     var h = Array(header.utf8)
     h.append(contentsOf: [UInt8](repeating: 0x20, count: headerPadding))
     var out = Data()
@@ -40,7 +40,7 @@ func makeSafeTensors(header: String, data: [UInt8] = [], headerPadding: Int = 0,
     return out
 }
 
-func littleEndianBytes<T: FixedWidthInteger>(_ values: [T]) -> [UInt8] {
+func weightsLEBytes<T: FixedWidthInteger>(_ values: [T]) -> [UInt8] {
     var out: [UInt8] = []
     for v in values {
         var le = v.littleEndian
@@ -49,4 +49,4 @@ func littleEndianBytes<T: FixedWidthInteger>(_ values: [T]) -> [UInt8] {
     return out
 }
 
-func floatBytes(_ values: [Float]) -> [UInt8] { littleEndianBytes(values.map(\.bitPattern)) }
+func weightsFloatBytes(_ values: [Float]) -> [UInt8] { weightsLEBytes(values.map(\.bitPattern)) }

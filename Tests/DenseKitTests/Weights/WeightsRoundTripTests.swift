@@ -2,7 +2,7 @@ import Foundation
 import XCTest
 @testable import DenseKit
 
-final class SafeTensorsRoundTripTests: XCTestCase {
+final class WeightsRoundTripTests: XCTestCase {
     func testFloat32RoundTripIsExactAndZeroCopy() throws {
         let values: [Float] = [0, -0.0, 1, -2.5, .pi, 0x1p-133, .greatestFiniteMagnitude, -.infinity, .infinity, .leastNonzeroMagnitude, 3e38, -7]
         var w = SafeTensorsWriter()
@@ -120,7 +120,7 @@ final class SafeTensorsRoundTripTests: XCTestCase {
             if ours.isNaN { XCTAssertTrue(std.isNaN); continue }
             if ours.bitPattern != std.bitPattern { XCTFail("widen \(bits): \(ours) vs \(std)"); return }
         }
-        var rng = SplitMix64(seed: 42)
+        var rng = WeightsTestRNG(seed: 42)
         for i in 0..<400_000 {
             // Mix of random bit patterns and values near half's range.
             let x: Float = i % 2 == 0 ? Float(bitPattern: UInt32(truncatingIfNeeded: rng.next()))
@@ -273,7 +273,7 @@ final class SafeTensorsRoundTripTests: XCTestCase {
 }
 
 /// A small deterministic generator for tests.
-struct SplitMix64: RandomNumberGenerator {
+struct WeightsTestRNG: RandomNumberGenerator {
     var state: UInt64
     init(seed: UInt64) { state = seed }
     mutating func next() -> UInt64 {

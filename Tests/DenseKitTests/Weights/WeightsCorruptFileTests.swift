@@ -2,7 +2,7 @@ import Foundation
 import XCTest
 @testable import DenseKit
 
-final class SafeTensorsCorruptTests: XCTestCase {
+final class WeightsCorruptFileTests: XCTestCase {
     private struct Manifest: Decodable {
         struct Entry: Decodable { let file: String; let kind: String?; let must_fail: Bool }
         let files: [Entry]

@@ -3,7 +3,7 @@ import XCTest
 @testable import DenseKit
 
 /// Hand-built headers: every invalid one throws a one-line WeightsError, valid edge cases load.
-final class SafeTensorsValidationTests: XCTestCase {
+final class WeightsValidationTests: XCTestCase {
     private func refuse(_ data: Data, _ expected: String, file: StaticString = #filePath, line: UInt = #line) {
         do {
             let f = try SafeTensorsFile(data: data, name: "case.safetensors")
@@ -20,7 +20,7 @@ final class SafeTensorsValidationTests: XCTestCase {
 
     private func refuse(header: String, data: [UInt8] = [UInt8](repeating: 0, count: 64), _ expected: String,
                         file: StaticString = #filePath, line: UInt = #line) {
-        refuse(makeSafeTensors(header: header, data: data), expected, file: file, line: line)
+        refuse(weightsTestFile(header: header, data: data), expected, file: file, line: line)
     }
 
     private let a4 = #""a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}"#
@@ -30,10 +30,10 @@ final class SafeTensorsValidationTests: XCTestCase {
         refuse(Data([1, 0, 0]), "shorter than the 8-byte")
         refuse(Data([0, 0, 0, 0, 0, 0, 0]), "shorter than the 8-byte")
         refuse(Data([0, 0, 0, 0, 0, 0, 0, 0]), "too small")
-        refuse(makeSafeTensors(header: "{}", lengthOverride: 1 << 63), "9223372036854775808")
-        refuse(makeSafeTensors(header: "{}", lengthOverride: .max), "exceeds")
-        refuse(makeSafeTensors(header: "{}", lengthOverride: 3), "exceeds")
-        let big = makeSafeTensors(header: "{}", headerPadding: 2000)
+        refuse(weightsTestFile(header: "{}", lengthOverride: 1 << 63), "9223372036854775808")
+        refuse(weightsTestFile(header: "{}", lengthOverride: .max), "exceeds")
+        refuse(weightsTestFile(header: "{}", lengthOverride: 3), "exceeds")
+        let big = weightsTestFile(header: "{}", headerPadding: 2000)
         XCTAssertThrowsError(try SafeTensorsFile(data: big, name: "x", maxHeaderBytes: 1000)) {
             XCTAssertTrue("\($0)".contains("limit of 1000"), "\($0)")
         }
@@ -59,7 +59,7 @@ final class SafeTensorsValidationTests: XCTestCase {
         refuse(header: "{\"\":{}}", "no dtype")
         // Invalid UTF-8 bytes inside a string.
         let bad: [UInt8] = Array("{\"a".utf8) + [0xC3, 0x28] + Array("\":{}}  ".utf8)
-        var raw = Data(littleEndianBytes([UInt64(bad.count)]))
+        var raw = Data(weightsLEBytes([UInt64(bad.count)]))
         raw.append(contentsOf: bad)
         refuse(raw, "not valid UTF-8")
         // Deep nesting in an unused key: refused by depth, no stack overflow.
@@ -108,10 +108,10 @@ final class SafeTensorsValidationTests: XCTestCase {
         refuse(header: "{\"__metadata__\":[],\(a4)}", "object of strings")
         // Tensor count cap.
         let many = (0..<5).map { "\"t\($0)\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[\($0),\($0 + 1)]}" }.joined(separator: ",")
-        XCTAssertThrowsError(try SafeTensorsFile(data: makeSafeTensors(header: "{\(many)}", data: [1, 2, 3, 4, 5]), name: "m", maxTensors: 4)) {
+        XCTAssertThrowsError(try SafeTensorsFile(data: weightsTestFile(header: "{\(many)}", data: [1, 2, 3, 4, 5]), name: "m", maxTensors: 4)) {
             XCTAssertTrue("\($0)".contains("more than 4 tensors"), "\($0)")
         }
-        XCTAssertEqual(try SafeTensorsFile(data: makeSafeTensors(header: "{\(many)}", data: [1, 2, 3, 4, 5]), name: "m", maxTensors: 5).tensorNames,
+        XCTAssertEqual(try SafeTensorsFile(data: weightsTestFile(header: "{\(many)}", data: [1, 2, 3, 4, 5]), name: "m", maxTensors: 5).tensorNames,
                        ["t0", "t1", "t2", "t3", "t4"])
     }
 
@@ -131,13 +131,13 @@ final class SafeTensorsValidationTests: XCTestCase {
          }\t\r\n
         """
         var data = [UInt8](repeating: 0xEE, count: 40)
-        data.replaceSubrange(0..<8, with: littleEndianBytes([(1.5 as Double).bitPattern]))
-        data.replaceSubrange(8..<12, with: floatBytes([-3.25]))
-        data.replaceSubrange(16..<24, with: littleEndianBytes([Int32(-5), Int32.max]))
+        data.replaceSubrange(0..<8, with: weightsLEBytes([(1.5 as Double).bitPattern]))
+        data.replaceSubrange(8..<12, with: weightsFloatBytes([-3.25]))
+        data.replaceSubrange(16..<24, with: weightsLEBytes([Int32(-5), Int32.max]))
         data.replaceSubrange(24..<26, with: [7, 8])
-        data.replaceSubrange(26..<30, with: littleEndianBytes([UInt16(0x3C00), UInt16(0x0001)]))  // 1, 2^-24
-        data.replaceSubrange(30..<34, with: littleEndianBytes([UInt16(0xC040), UInt16(0x7F80)]))  // -3, inf
-        let f = try SafeTensorsFile(data: makeSafeTensors(header: header, data: data), name: "edge")
+        data.replaceSubrange(26..<30, with: weightsLEBytes([UInt16(0x3C00), UInt16(0x0001)]))  // 1, 2^-24
+        data.replaceSubrange(30..<34, with: weightsLEBytes([UInt16(0xC040), UInt16(0x7F80)]))  // -3, inf
+        let f = try SafeTensorsFile(data: weightsTestFile(header: header, data: data), name: "edge")
         XCTAssertEqual(f.metadata, [:])
         XCTAssertEqual(f.tensorNames, ["d", "s", "z0", "z1", "i", "u", "h", "b"])
         XCTAssertEqual(try f.floatTensor("s").scalars, [-3.25])
@@ -165,9 +165,9 @@ final class SafeTensorsValidationTests: XCTestCase {
         let header = #"{"a":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]},"b":{"dtype":"F32","shape":[3],"data_offsets":[18,30]}}"#
         var padding = 0
         while (8 + header.utf8.count + padding) % 8 != 1 { padding += 1 }
-        var data = floatBytes([1, -2, 3.5, 1e30]) + [0xAB, 0xCD] + floatBytes([.pi, -.infinity, 0x1p-140])
+        var data = weightsFloatBytes([1, -2, 3.5, 1e30]) + [0xAB, 0xCD] + weightsFloatBytes([.pi, -.infinity, 0x1p-140])
         data += [0x00]
-        let bytes = makeSafeTensors(header: header, data: data, headerPadding: padding)
+        let bytes = weightsTestFile(header: header, data: data, headerPadding: padding)
         let inMemory = try SafeTensorsFile(data: bytes, name: "unaligned")
         let dir = try WeightsTestSupport.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -183,7 +183,7 @@ final class SafeTensorsValidationTests: XCTestCase {
             XCTAssertEqual(b.scalars.map(\.bitPattern), [Float.pi, -.infinity, 0x1p-140].map(\.bitPattern))
         }
         // The same tensors at an aligned address are borrowed.
-        let aligned = makeSafeTensors(header: header, data: data, headerPadding: padding - 1)
+        let aligned = weightsTestFile(header: header, data: data, headerPadding: padding - 1)
         XCTAssertTrue(try SafeTensorsFile(data: aligned, name: "aligned").floatTensor("a").storage.readOnly)
     }
 
@@ -211,7 +211,7 @@ final class SafeTensorsValidationTests: XCTestCase {
                 exercise(m)
             }
         }
-        var rng = SplitMix64(seed: 7)
+        var rng = WeightsTestRNG(seed: 7)
         for _ in 0..<3000 {
             var m = base
             for _ in 0..<Int(rng.next() % 4 + 1) {

@@ -3,7 +3,7 @@ import XCTest
 @testable import DenseKit
 
 /// Every safetensors file under shared/golden opens and every tensor reads.
-final class SafeTensorsGoldenSmokeTests: XCTestCase {
+final class WeightsGoldenSmokeTests: XCTestCase {
     func testEveryGoldenFileReads() throws {
         let shared = try WeightsTestSupport.requireShared()
         let golden = shared.appendingPathComponent("golden")
