@@ -279,6 +279,8 @@ def run_worker(kind: str, args: argparse.Namespace, timeout: float, **kw) -> Tup
             cmd += [f"--{k.replace('_', '-')}", str(v)]
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", str(args.threads))
+    if args.omp_passive:
+        env["OMP_WAIT_POLICY"] = "PASSIVE"
     r = run_measured(cmd, timeout, env)
     res = last_json(r["stdout"]) if r["rc"] == 0 else None
     if r["rc"] != 0:
@@ -365,6 +367,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--build", action="store_true", help="run `swift build -c release --product densekit` first")
     p.add_argument("--seed", type=int, default=0, help="seed of the weights and the input (default 0)")
     p.add_argument("--timeout", type=float, default=600, help="seconds per peer run (default 600)")
+    p.add_argument("--omp-passive", action="store_true",
+                   help="OMP_WAIT_POLICY=PASSIVE for the PyTorch peer (only for a loaded machine: spinning OpenMP "
+                        "threads then lose whole time slices); reported in the header")
     p.add_argument("--keep", metavar="DIR", help="keep the converted weights, ONNX files and outputs in DIR")
     p.add_argument("--json-out", metavar="FILE", help="also write all results as JSON")
     # internal: worker processes
@@ -425,7 +430,8 @@ def bench(args: argparse.Namespace) -> int:
         input_path = os.path.join(tmp, "input.safetensors")
         save_file({"x": x}, input_path)
         header = [f"input 1x3x{h}x{w} N(0,1) seed {args.seed}; {args.threads} threads per peer; "
-                  f"warm-up {args.warmup}, timed {args.repeats}",
+                  f"warm-up {args.warmup}, timed {args.repeats}"
+                  + ("; PyTorch with OMP_WAIT_POLICY=PASSIVE" if args.omp_passive else ""),
                   f"host: {platform.machine()} {_cpu_name()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
                   f"load average at start {os.getloadavg()[0]:.2f}"]
         load = os.getloadavg()[0]
