@@ -53,7 +53,7 @@ public enum PNGEncoder {
         return try indices.withUnsafeBytes { try encode(Int32(DK_PNG_PALETTE8), w, h, $0, palette: flat) }
     }
 
-    /// As ``encodePalette(width:height:indices:palette:)-(_,_,_,[(UInt8,UInt8,UInt8)])``
+    /// As the tuple-palette `encodePalette(width:height:indices:palette:)`,
     /// with the palette given as `[[r, g, b]]`.
     /// - Throws: ``ImageError/invalidArgument(_:)`` also when an entry does not have 3 values.
     public static func encodePalette(width: Int, height: Int, indices: [UInt8], palette: [[UInt8]]) throws -> Data {
