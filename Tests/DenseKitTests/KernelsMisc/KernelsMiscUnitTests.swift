@@ -136,4 +136,40 @@ final class KernelsMiscUnitTests: XCTestCase {
         XCTAssertEqual(z.scalars, [0, 1, 4, 9, 16])
         XCTAssertThrowsError(try ResizeKernels.interpolate(x, mode: .bilinear))
     }
+
+    /// The vectorised exp / sigmoid / SiLU / GELU agree with the Double-precision formulas.
+    func testVectorMathAccuracy() {
+        var xs: [Float] = []
+        var v: Float = -120
+        while v < 120 { xs.append(v); v += 0.00731 }
+        xs += [0, -0, 1e-30, -1e-30, 88.72, 88.73, -87.3, -87.4, 30000, -30000, .infinity, -.infinity]
+        let n = xs.count
+        var out = [Float](repeating: 0, count: n)
+        func check(_ name: String, _ f: (Float) -> Float, _ ref: (Double) -> Double, atol: Double, rtol: Double) {
+            for i in 0..<n { out[i] = f(xs[i]) }
+            var worst = 0.0, at: Float = 0
+            for i in 0..<n {
+                let want = ref(Double(xs[i])), got = Double(out[i])
+                if want.isNaN { continue }   // inf * 0 in the formula itself (PyTorch gives NaN too)
+                if Float(want).isInfinite { XCTAssertEqual(got, Double(Float(want)), "\(name)(\(xs[i]))"); continue }
+                XCTAssertFalse(got.isNaN, "\(name)(\(xs[i])) is NaN")
+                let excess = abs(got - want) / (atol + rtol * abs(want))
+                if excess > worst { worst = excess; at = xs[i] }
+            }
+            XCTAssertLessThanOrEqual(worst, 1, "\(name): worst at x = \(at)")
+        }
+        check("exp", VectorMath.exp1, { Foundation.exp($0) }, atol: 1e-37, rtol: 4e-7)
+        check("sigmoid", VectorMath.sigmoid1, { 1 / (1 + Foundation.exp(-$0)) }, atol: 1e-7, rtol: 4e-7)
+        check("silu", VectorMath.silu1, { $0 / (1 + Foundation.exp(-$0)) }, atol: 1e-7, rtol: 4e-7)
+        check("gelu", VectorMath.gelu1, { 0.5 * $0 * erfc(-$0 / 2.0.squareRoot()) }, atol: 1e-7, rtol: 1e-6)
+        check("geluTanh", VectorMath.geluTanh1, { x in
+            0.5 * x * (1 + tanh(0.79788456080286535588 * (x + 0.044715 * x * x * x))) }, atol: 1e-7, rtol: 1e-6)
+        for f in [VectorMath.exp1, VectorMath.sigmoid1, VectorMath.silu1, VectorMath.gelu1, VectorMath.geluTanh1] {
+            XCTAssertTrue(f(.nan).isNaN)
+        }
+        // The kernels use the same functions as the accuracy check above.
+        let t = Tensor(shape: [n], values: xs)
+        let g = ElementwiseKernels.activation(.gelu, t).scalars
+        for i in 0..<n where !xs[i].isInfinite { XCTAssertEqual(g[i].bitPattern, VectorMath.gelu1(xs[i]).bitPattern) }
+    }
 }

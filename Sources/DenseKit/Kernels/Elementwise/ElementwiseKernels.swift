@@ -7,7 +7,8 @@ import Darwin
 /// Element-wise activation kernels over contiguous float32 buffers.
 ///
 /// The formulas are `Activation.apply`'s (PyTorch's exact definitions); here each activation gets
-/// its own loop so the compiler can vectorise the simple ones. Work is split into fixed chunks, so
+/// its own loop: the piecewise-linear ones vectorise as written, GELU / SiLU / sigmoid use
+/// `VectorMath`'s branch-free exp (within a few ulp of libm; see `VectorMath` for the forms used). Work is split into fixed chunks, so
 /// results do not depend on `Threading.threads`. Every kernel may run in place (`y == x`).
 public enum ElementwiseKernels {
     /// Elements per parallel chunk.
@@ -40,13 +41,13 @@ public enum ElementwiseKernels {
         case .hardSwish:
             for i in 0..<count { let v = x[i]; y[i] = v * min(max(v + 3, 0), 6) / 6 }
         case .gelu:
-            for i in 0..<count { y[i] = Activation.gelu.apply(x[i]) }
+            VectorMath.apply(.gelu, x, y, count: count)
         case .geluTanh:
-            for i in 0..<count { y[i] = Activation.geluTanh.apply(x[i]) }
+            VectorMath.apply(.geluTanh, x, y, count: count)
         case .silu:
-            for i in 0..<count { y[i] = Activation.silu.apply(x[i]) }
+            VectorMath.apply(.silu, x, y, count: count)
         case .sigmoid:
-            for i in 0..<count { y[i] = Activation.sigmoid.apply(x[i]) }
+            VectorMath.apply(.sigmoid, x, y, count: count)
         }
     }
 

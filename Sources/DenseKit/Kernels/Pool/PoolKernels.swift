@@ -173,53 +173,89 @@ public enum PoolKernels {
         return (lo, max(lo, hi))
     }
 
+    /// Max pooling of one plane, separably: for each output row, the column-wise maximum over the
+    /// window's valid rows (contiguous, vectorisable) into `tmp`, then the maximum over each window's
+    /// valid columns. Max is exact, so this equals the window maximum (NaN propagates through both).
     static func maxPoolPlane(_ x: UnsafePointer<Float>, height: Int, width: Int, _ p: Pool2dParameters,
                              oh: Int, ow: Int, cols: UnsafeBufferPointer<(start: Int, lo: Int, hi: Int)>,
                              _ y: UnsafeMutablePointer<Float>) {
         let dW = p.dilationW, dH = p.dilationH
+        let tmp = UnsafeMutablePointer<Float>.allocate(capacity: max(width, 1))
+        defer { tmp.deallocate() }
         for i in 0..<oh {
             let hs = i * p.strideH - p.padH
             let (alo, ahi) = validTaps(start: hs, kernel: p.kernelH, dilation: dH, size: height)
             let yr = y + i * ow
-            for j in 0..<ow {
-                let c = cols[j]
-                var m = -Float.infinity
-                var a = alo
-                while a < ahi {
-                    let row = x + (hs + a * dH) * width + c.start
-                    var b = c.lo
-                    while b < c.hi {
-                        let v = row[b * dW]
-                        if v > m || v.isNaN { m = v }
-                        b += 1
+            if ahi <= alo { yr.update(repeating: -.infinity, count: ow); continue }
+            tmp.update(from: x + (hs + alo * dH) * width, count: width)
+            var a = alo + 1
+            while a < ahi {
+                maxInto(tmp, x + (hs + a * dH) * width, count: width)
+                a += 1
+            }
+            if dW == 1 && p.kernelW == 3 {
+                for j in 0..<ow {
+                    let c = cols[j]
+                    if c.lo == 0 && c.hi == 3 {
+                        let r = tmp + c.start
+                        yr[j] = nanMax(nanMax(r[0], r[1]), r[2])
+                    } else {
+                        yr[j] = windowMax(tmp + c.start, lo: c.lo, hi: c.hi, dilation: 1)
                     }
-                    a += 1
                 }
-                yr[j] = m
+            } else {
+                for j in 0..<ow {
+                    let c = cols[j]
+                    yr[j] = windowMax(tmp + c.start, lo: c.lo, hi: c.hi, dilation: dW)
+                }
             }
         }
     }
 
+    /// `a > b or a is NaN ? a : b`: PyTorch's max-pool update (NaN wins, the first of equal values stays).
+    @inline(__always)
+    static func nanMax(_ b: Float, _ a: Float) -> Float { (a > b || a != a) ? a : b }
+
+    @inline(__always)
+    static func maxInto(_ acc: UnsafeMutablePointer<Float>, _ r: UnsafePointer<Float>, count: Int) {
+        for w in 0..<count { acc[w] = nanMax(acc[w], r[w]) }
+    }
+
+    @inline(__always)
+    static func windowMax(_ r: UnsafePointer<Float>, lo: Int, hi: Int, dilation: Int) -> Float {
+        var m = -Float.infinity
+        var b = lo
+        while b < hi { m = nanMax(m, r[b * dilation]); b += 1 }
+        return m
+    }
+
+    /// Average pooling of one plane, separably: column sums over the clipped window rows into `tmp`,
+    /// then row sums over the clipped window columns, divided by PyTorch's divisor.
     static func avgPoolPlane(_ x: UnsafePointer<Float>, height: Int, width: Int, _ p: Pool2dParameters,
                              oh: Int, ow: Int, _ y: UnsafeMutablePointer<Float>) {
+        let tmp = UnsafeMutablePointer<Float>.allocate(capacity: max(width, 1))
+        defer { tmp.deallocate() }
         for i in 0..<oh {
             var hs = i * p.strideH - p.padH
             var he = min(hs + p.kernelH, height + p.padH)
             let poolH = he - hs
             hs = max(hs, 0); he = min(he, height)
             let yr = y + i * ow
+            if he > hs {
+                tmp.update(from: x + hs * width, count: width)
+                var h = hs + 1
+                while h < he { addInto(tmp, x + h * width, count: width); h += 1 }
+            } else {
+                tmp.update(repeating: 0, count: width)
+            }
             for j in 0..<ow {
                 var ws = j * p.strideW - p.padW
                 var we = min(ws + p.kernelW, width + p.padW)
                 let poolW = we - ws
                 ws = max(ws, 0); we = min(we, width)
                 var sum: Float = 0
-                if he > hs && we > ws {
-                    for h in hs..<he {
-                        let row = x + h * width
-                        for w in ws..<we { sum += row[w] }
-                    }
-                }
+                var w = ws
+                while w < we { sum += tmp[w]; w += 1 }
                 let divisor: Int
                 if let d = p.divisorOverride { divisor = d }
                 else if p.countIncludePad { divisor = poolH * poolW }
@@ -227,6 +263,11 @@ public enum PoolKernels {
                 yr[j] = divisor != 0 ? sum / Float(divisor) : 0
             }
         }
+    }
+
+    @inline(__always)
+    static func addInto(_ acc: UnsafeMutablePointer<Float>, _ r: UnsafePointer<Float>, count: Int) {
+        for w in 0..<count { acc[w] += r[w] }
     }
 
     static func adaptivePlane(_ x: UnsafePointer<Float>, height: Int, width: Int, oh: Int, ow: Int,

@@ -53,13 +53,15 @@ public enum SoftmaxKernels {
         var m = -Float.infinity
         for i in 0..<count { let v = x[i]; if v > m || v.isNaN { m = v } }
         if m == -.infinity { m = 0 }   // all -inf: keep exp(-inf - 0) = 0 rather than NaN
-        var s = 0.0
+        // exp(x - m) into y (log-softmax overwrites it afterwards, so it may alias x only at the end).
         if log {
-            for i in 0..<count { s += Double(expf(x[i] - m)) }
+            let tmp = UnsafeMutablePointer<Float>.allocate(capacity: count)
+            defer { tmp.deallocate() }
+            let s = VectorMath.expShifted(x, shift: m, tmp, count: count)
             let ls = Float(Foundation_log(s))
             for i in 0..<count { y[i] = (x[i] - m) - ls }
         } else {
-            for i in 0..<count { let e = expf(x[i] - m); y[i] = e; s += Double(e) }
+            let s = VectorMath.expShifted(x, shift: m, y, count: count)
             let inv = 1 / s
             for i in 0..<count { y[i] = Float(Double(y[i]) * inv) }
         }
@@ -79,9 +81,11 @@ public enum SoftmaxKernels {
         }
         for j in 0..<width where mx[j] == -.infinity { mx[j] = 0 }
         if log {
+            let e = UnsafeMutablePointer<Float>.allocate(capacity: width)
+            defer { e.deallocate() }
             for d in 0..<dim {
-                let r = x + d * stride
-                for j in 0..<width { buf[j] += Double(expf(r[j] - mx[j])) }
+                VectorMath.expDiff(x + d * stride, mx, e, count: width)
+                for j in 0..<width { buf[j] += Double(e[j]) }
             }
             for j in 0..<width { buf[j] = Foundation_log(buf[j]) }
             for d in 0..<dim {
@@ -90,8 +94,9 @@ public enum SoftmaxKernels {
             }
         } else {
             for d in 0..<dim {
-                let r = x + d * stride, o = y + d * stride
-                for j in 0..<width { let e = expf(r[j] - mx[j]); o[j] = e; buf[j] += Double(e) }
+                let o = y + d * stride
+                VectorMath.expDiff(x + d * stride, mx, o, count: width)
+                for j in 0..<width { buf[j] += Double(o[j]) }
             }
             for j in 0..<width { buf[j] = 1 / buf[j] }
             for d in 0..<dim {

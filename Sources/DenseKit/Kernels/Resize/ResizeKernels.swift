@@ -142,7 +142,10 @@ public enum ResizeKernels {
             Threading.parallelFor(planes, grain: max(1, 16384 / (outH * outW))) { p in
                 let src = x + p * inH * inW, dst = y + p * outH * outW
                 for i in 0..<outH {
-                    let row = src + rs[i] * inW, out = dst + i * outW
+                    let out = dst + i * outW
+                    if i > 0 && rs[i] == rs[i - 1] { out.update(from: out - outW, count: outW); continue }
+                    let row = src + rs[i] * inW
+                    if outW == inW { out.update(from: row, count: outW); continue }
                     for j in 0..<outW { out[j] = row[cs[j]] }
                 }
             }
@@ -153,7 +156,8 @@ public enum ResizeKernels {
     ///
     /// Per axis: `s = r * dst` (align_corners) or `max(r * (dst + 0.5) - 0.5, 0)`, `i0 = min(floor(s), H-1)`,
     /// `lambda = clamp(s - i0, 0, 1)`, taps `(i0, min(i0+1, H-1))` with weights `(1-lambda, lambda)`, all in
-    /// float32; an axis whose size does not change is copied. `y = wH0*(wW0*x00 + wW1*x01) + wH1*(...)`.
+    /// float32; an axis whose size does not change is copied. `y = wH0*(wW0*x00 + wW1*x01) + wH1*(...)`
+    /// (the horizontal pass first, as PyTorch's separable kernel).
     /// - Parameters:
     ///   - x: `planes * inH * inW` values.
     ///   - scaleH, scaleW: scale factors given to interpolate, or nil when `size` was given (ignored with
@@ -164,39 +168,8 @@ public enum ResizeKernels {
         guard planes > 0, inH > 0, inW > 0, outH > 0, outW > 0 else { return }
         let ah = LinearAxis(input: inH, output: outH, alignCorners: alignCorners, scale: scaleH)
         let aw = LinearAxis(input: inW, output: outW, alignCorners: alignCorners, scale: scaleW)
-        aw.i0.withUnsafeBufferPointer { c0 in aw.i1.withUnsafeBufferPointer { c1 in
-            aw.w0.withUnsafeBufferPointer { v0 in aw.w1.withUnsafeBufferPointer { v1 in
-                Threading.parallelFor(planes, grain: max(1, 16384 / (outH * outW))) { p in
-                    bilinearPlane(x + p * inH * inW, inW: inW, outH: outH, outW: outW, rows: ah, copyW: aw.copy,
-                                  c0: c0, c1: c1, v0: v0, v1: v1, y + p * outH * outW)
-                }
-            } }
-        } }
-    }
-
-    static func bilinearPlane(_ x: UnsafePointer<Float>, inW: Int, outH: Int, outW: Int, rows: LinearAxis, copyW: Bool,
-                              c0: UnsafeBufferPointer<Int>, c1: UnsafeBufferPointer<Int>,
-                              v0: UnsafeBufferPointer<Float>, v1: UnsafeBufferPointer<Float>,
-                              _ y: UnsafeMutablePointer<Float>) {
-        for i in 0..<outH {
-            let ra = x + rows.i0[i] * inW, rb = x + rows.i1[i] * inW
-            let out = y + i * outW
-            if rows.copy {
-                if copyW { out.update(from: ra, count: outW) }
-                else { for j in 0..<outW { out[j] = v0[j] * ra[c0[j]] + v1[j] * ra[c1[j]] } }
-                continue
-            }
-            let h0 = rows.w0[i], h1 = rows.w1[i]
-            if copyW {
-                for j in 0..<outW { out[j] = h0 * ra[j] + h1 * rb[j] }
-            } else {
-                for j in 0..<outW {
-                    let ta = v0[j] * ra[c0[j]] + v1[j] * ra[c1[j]]
-                    let tb = v0[j] * rb[c0[j]] + v1[j] * rb[c1[j]]
-                    out[j] = h0 * ta + h1 * tb
-                }
-            }
-        }
+        let rows = SeparableTaps(linear: ah), cols = SeparableTaps(linear: aw)
+        separable(x, planes: planes, inH: inH, inW: inW, outH: outH, outW: outW, rows: rows, cols: cols, y)
     }
 
     /// Bicubic resize, `F.interpolate(x, size|scale_factor, mode="bicubic", align_corners)` (no antialias).
@@ -213,33 +186,108 @@ public enum ResizeKernels {
         guard planes > 0, inH > 0, inW > 0, outH > 0, outW > 0 else { return }
         let ah = CubicAxis(input: inH, output: outH, alignCorners: alignCorners, scale: scaleH)
         let aw = CubicAxis(input: inW, output: outW, alignCorners: alignCorners, scale: scaleW)
-        ah.idx.withUnsafeBufferPointer { ri in ah.w.withUnsafeBufferPointer { rw in
-            aw.idx.withUnsafeBufferPointer { ci in aw.w.withUnsafeBufferPointer { cw in
-                Threading.parallelFor(planes, grain: max(1, 16384 / (outH * outW))) { p in
-                    bicubicPlane(x + p * inH * inW, inW: inW, outH: outH, outW: outW, ri: ri, rw: rw, ci: ci, cw: cw,
-                                 y + p * outH * outW)
-                }
-            } }
-        } }
+        separable(x, planes: planes, inH: inH, inW: inW, outH: outH, outW: outW,
+                  rows: SeparableTaps(cubic: ah), cols: SeparableTaps(cubic: aw), y)
     }
 
-    static func bicubicPlane(_ x: UnsafePointer<Float>, inW: Int, outH: Int, outW: Int,
-                             ri: UnsafeBufferPointer<Int>, rw: UnsafeBufferPointer<Float>,
-                             ci: UnsafeBufferPointer<Int>, cw: UnsafeBufferPointer<Float>,
-                             _ y: UnsafeMutablePointer<Float>) {
-        for i in 0..<outH {
-            let r0 = x + ri[4 * i] * inW, r1 = x + ri[4 * i + 1] * inW
-            let r2 = x + ri[4 * i + 2] * inW, r3 = x + ri[4 * i + 3] * inW
-            let h0 = rw[4 * i], h1 = rw[4 * i + 1], h2 = rw[4 * i + 2], h3 = rw[4 * i + 3]
-            let out = y + i * outW
-            for j in 0..<outW {
-                let k0 = ci[4 * j], k1 = ci[4 * j + 1], k2 = ci[4 * j + 2], k3 = ci[4 * j + 3]
-                let w0 = cw[4 * j], w1 = cw[4 * j + 1], w2 = cw[4 * j + 2], w3 = cw[4 * j + 3]
-                let t0 = r0[k0] * w0 + r0[k1] * w1 + r0[k2] * w2 + r0[k3] * w3
-                let t1 = r1[k0] * w0 + r1[k1] * w1 + r1[k2] * w2 + r1[k3] * w3
-                let t2 = r2[k0] * w0 + r2[k1] * w1 + r2[k2] * w2 + r2[k3] * w3
-                let t3 = r3[k0] * w0 + r3[k1] * w1 + r3[k2] * w2 + r3[k3] * w3
-                out[j] = t0 * h0 + t1 * h1 + t2 * h2 + t3 * h3
+    /// Taps of one axis: `taps` source indices and weights per output position, or a copy.
+    struct SeparableTaps {
+        var taps: Int
+        var idx: [Int]
+        var w: [Float]
+        var copy: Bool
+
+        init(linear a: LinearAxis) {
+            copy = a.copy
+            taps = copy ? 1 : 2
+            idx = []; w = []
+            idx.reserveCapacity(taps * a.i0.count); w.reserveCapacity(taps * a.i0.count)
+            for d in 0..<a.i0.count {
+                if copy { idx.append(a.i0[d]); w.append(1); continue }
+                idx.append(a.i0[d]); idx.append(a.i1[d])
+                w.append(a.w0[d]); w.append(a.w1[d])
+            }
+        }
+
+        init(cubic a: CubicAxis) { taps = 4; idx = a.idx; w = a.w; copy = false }
+    }
+
+    /// Separable resampling: the horizontal pass of every input row that some output row needs, into a
+    /// per-plane buffer (`inH x outW`), then the vertical combination of those rows (contiguous loops).
+    /// Each value is computed with the same float32 operations in the same order as PyTorch's
+    /// `interpolate<2>`: `sum_a wH[a] * (sum_b wW[b] * x[.., .])`, each sum left to right.
+    static func separable(_ x: UnsafePointer<Float>, planes: Int, inH: Int, inW: Int, outH: Int, outW: Int,
+                          rows: SeparableTaps, cols: SeparableTaps, _ y: UnsafeMutablePointer<Float>) {
+        var needed = [Bool](repeating: false, count: inH)
+        for i in rows.idx { needed[i] = true }
+        needed.withUnsafeBufferPointer { nd in
+            rows.idx.withUnsafeBufferPointer { ri in rows.w.withUnsafeBufferPointer { rw in
+                cols.idx.withUnsafeBufferPointer { ci in cols.w.withUnsafeBufferPointer { cw in
+                    guard let rib = ri.baseAddress, let rwb = rw.baseAddress else { return }
+                    Threading.parallelFor(planes, grain: max(1, 16384 / (outH * outW))) { p in
+                        let tmp = UnsafeMutablePointer<Float>.allocate(capacity: cols.copy ? 1 : inH * outW)
+                        defer { tmp.deallocate() }
+                        let src = x + p * inH * inW
+                        // Horizontal pass (skipped when the width is unchanged: rows are read in place).
+                        if !cols.copy {
+                            for h in 0..<inH where nd[h] {
+                                horizontal(src + h * inW, taps: cols.taps, idx: ci, w: cw, count: outW, tmp + h * outW)
+                            }
+                        }
+                        let base: UnsafePointer<Float> = cols.copy ? src : UnsafePointer(tmp)
+                        let dst = y + p * outH * outW
+                        for i in 0..<outH {
+                            vertical(base, rowLength: outW, taps: rows.taps, idx: rib + i * rows.taps,
+                                     w: rwb + i * rows.taps, copy: rows.copy, dst + i * outW)
+                        }
+                    }
+                } }
+            } }
+        }
+    }
+
+    /// One row: `out[j] = sum_k w[j*taps + k] * row[idx[j*taps + k]]`, left to right.
+    @inline(__always)
+    static func horizontal(_ row: UnsafePointer<Float>, taps: Int, idx: UnsafeBufferPointer<Int>, w: UnsafeBufferPointer<Float>,
+                           count: Int, _ out: UnsafeMutablePointer<Float>) {
+        switch taps {
+        case 2:
+            for j in 0..<count {
+                out[j] = w[2 * j] * row[idx[2 * j]] + w[2 * j + 1] * row[idx[2 * j + 1]]
+            }
+        case 4:
+            for j in 0..<count {
+                let k = 4 * j
+                out[j] = row[idx[k]] * w[k] + row[idx[k + 1]] * w[k + 1] + row[idx[k + 2]] * w[k + 2] + row[idx[k + 3]] * w[k + 3]
+            }
+        default:
+            for j in 0..<count {
+                var s: Float = 0
+                for k in 0..<taps { s += w[j * taps + k] * row[idx[j * taps + k]] }
+                out[j] = s
+            }
+        }
+    }
+
+    /// One output row from `taps` horizontally resampled rows of `base` (`rowLength` apart).
+    @inline(__always)
+    static func vertical(_ base: UnsafePointer<Float>, rowLength n: Int, taps: Int, idx: UnsafePointer<Int>,
+                         w: UnsafePointer<Float>, copy: Bool, _ out: UnsafeMutablePointer<Float>) {
+        if copy { out.update(from: base + idx[0] * n, count: n); return }
+        switch taps {
+        case 2:
+            let a = base + idx[0] * n, b = base + idx[1] * n
+            let h0 = w[0], h1 = w[1]
+            for j in 0..<n { out[j] = h0 * a[j] + h1 * b[j] }
+        case 4:
+            let a = base + idx[0] * n, b = base + idx[1] * n, c = base + idx[2] * n, d = base + idx[3] * n
+            let h0 = w[0], h1 = w[1], h2 = w[2], h3 = w[3]
+            for j in 0..<n { out[j] = a[j] * h0 + b[j] * h1 + c[j] * h2 + d[j] * h3 }
+        default:
+            for j in 0..<n {
+                var s: Float = 0
+                for k in 0..<taps { s += w[k] * base[idx[k] * n + j] }
+                out[j] = s
             }
         }
     }
