@@ -1,0 +1,68 @@
+import Foundation
+
+/// A model that maps one preprocessed image tensor to named output tensors.
+///
+/// Every architecture's loaded network conforms (VoVNet now; BiFormer, ViT and the
+/// PolyMaX head later). Implementations are immutable and safe to call from several
+/// tasks at once.
+public protocol DenseModel: Sendable {
+    /// Architecture name as stored in `densekit.architecture` (e.g. `vovnet`).
+    var architecture: String { get }
+    /// Channels the input must have (3 for RGB).
+    var inputChannels: Int { get }
+    /// Output names, in order.
+    var outputNames: [String] { get }
+    /// Runs the model on `input` `[N, inputChannels, H, W]` (NCHW float32, preprocessed).
+    /// - Throws: `GraphError` when the input shape does not fit.
+    func run(_ input: Tensor) throws -> [String: Tensor]
+    /// Per-node timing of one run after `warmup` untimed runs, and the memory plan.
+    func profile(input: Tensor, warmup: Int) throws -> ProfileReport
+}
+
+extension VoVNet: DenseModel {
+    /// `vovnet`.
+    public var architecture: String { "vovnet" }
+    /// `in_chans` of the config.
+    public var inputChannels: Int { config.inChannels }
+}
+
+/// Loads DenseKit model files: safetensors whose metadata says what to build.
+///
+/// Metadata keys (all values are strings):
+/// - `densekit.format`: `"1"`;
+/// - `densekit.architecture`: `vovnet` (more families as they land);
+/// - `densekit.config`: the architecture's config as JSON (the golden-case attrs'
+///   keys; for VoVNet `stem_chs`, `stage_conv_chs`, ... or `{"preset": "ese_vovnet39b"}`).
+/// Files written by `tools/convert.py` carry these. A bare `config` key is accepted too.
+public enum ModelFile {
+    /// Architectures this build can load.
+    public static let architectures = ["vovnet"]
+
+    /// Loads the model at `path`.
+    /// - Throws: `WeightsError` for a damaged file; `ModelConfigError` when the metadata
+    ///   is missing or invalid, the architecture is unknown, or tensors do not fit the config
+    ///   (the error names the keys).
+    public static func load(path: String) throws -> any DenseModel {
+        let file = try SafeTensorsFile(path: path)
+        let arch = file.metadata["densekit.architecture"] ?? (file.metadata["config"] != nil ? "vovnet" : nil)
+        guard let arch else {
+            throw ModelConfigError.invalidField(model: "model", field: "densekit.architecture",
+                                                message: "\(path) has no densekit.architecture metadata (convert it with tools/convert.py)")
+        }
+        guard let text = file.metadata["densekit.config"] ?? file.metadata["config"] else {
+            throw ModelConfigError.invalidField(model: arch, field: "densekit.config", message: "\(path) has no config metadata")
+        }
+        let json: JSONValue
+        do { json = try JSONValue.parse(text) } catch {
+            throw ModelConfigError.invalidField(model: arch, field: "densekit.config", message: "\(path): \(error)")
+        }
+        switch arch {
+        case "vovnet":
+            let config = try VoVNetConfig(json: json)
+            return try VoVNet(config: config, weights: SafeTensorsWeights(file: file))
+        default:
+            throw ModelConfigError.invalidField(model: arch, field: "densekit.architecture",
+                                                message: "\(path): unknown architecture '\(arch)' (known: \(architectures.joined(separator: ", ")))")
+        }
+    }
+}
