@@ -1,0 +1,223 @@
+import Foundation
+import XCTest
+@testable import DenseKit
+
+/// Deterministic pseudo-random values in [-1, 1).
+struct KAGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed &* 0x9E3779B97F4A7C15 | 1 }
+    mutating func next() -> Float {
+        state ^= state << 13; state ^= state >> 7; state ^= state << 17
+        return Float(state >> 40) / Float(1 << 23) - 1
+    }
+    mutating func tensor(_ shape: [Int]) -> Tensor {
+        Tensor(shape: shape, values: (0..<shape.reduce(1, *)).map { _ in next() })
+    }
+}
+
+/// Naive float64 reference of conv2d with pre-padding (INDEX.md formula).
+func referenceConv2d(_ x: Tensor, _ w: Tensor, _ b: Tensor?, _ p: Conv2dParameters) -> Tensor {
+    let n = x.shape[0], cin = x.shape[1], h = x.shape[2], wd = x.shape[3]
+    let o = p.outputSize(height: h, width: wd)
+    let cinG = cin / p.groups, coutG = p.outChannels / p.groups
+    let xs = x.scalars, ws = w.scalars, bs = b?.scalars
+    var y = [Float](repeating: 0, count: n * p.outChannels * o.height * o.width)
+    let top = p.padH + p.prePad[2], left = p.padW + p.prePad[0]
+    for ni in 0..<n {
+        for oc in 0..<p.outChannels {
+            let g = oc / coutG
+            for i in 0..<o.height {
+                for j in 0..<o.width {
+                    var acc = Double(bs?[oc] ?? 0)
+                    for c in 0..<cinG {
+                        for a in 0..<p.kernelH {
+                            let ih = i * p.strideH - top + a * p.dilationH
+                            if ih < 0 || ih >= h { continue }
+                            for bb in 0..<p.kernelW {
+                                let iw = j * p.strideW - left + bb * p.dilationW
+                                if iw < 0 || iw >= wd { continue }
+                                acc += Double(ws[((oc * cinG + c) * p.kernelH + a) * p.kernelW + bb])
+                                    * Double(xs[((ni * cin + g * cinG + c) * h + ih) * wd + iw])
+                            }
+                        }
+                    }
+                    y[((ni * p.outChannels + oc) * o.height + i) * o.width + j] = p.activation.apply(Float(acc))
+                }
+            }
+        }
+    }
+    return Tensor(shape: [n, p.outChannels, o.height, o.width], values: y)
+}
+
+func assertClose(_ a: Tensor, _ b: Tensor, tol: Float = 1e-4, _ msg: String, file: StaticString = #filePath, line: UInt = #line) {
+    XCTAssertEqual(a.shape, b.shape, msg, file: file, line: line)
+    guard a.shape == b.shape else { return }
+    var worst: Float = 0
+    for (x, y) in zip(a.scalars, b.scalars) { worst = max(worst, abs(x - y) / (1 + abs(y))) }
+    XCTAssertLessThanOrEqual(worst, tol, msg, file: file, line: line)
+}
+
+/// Fails (with a short message) unless both tensors have the same shape and bit-identical values.
+func assertBitIdentical(_ a: Tensor, _ b: Tensor, _ msg: String, file: StaticString = #filePath, line: UInt = #line) {
+    XCTAssertEqual(a.shape, b.shape, msg, file: file, line: line)
+    let x = a.scalars, y = b.scalars
+    guard x.count == y.count else { return }
+    var differ = 0, worst: Float = 0
+    for i in 0..<x.count where x[i].bitPattern != y[i].bitPattern { differ += 1; worst = max(worst, abs(x[i] - y[i])) }
+    XCTAssertEqual(differ, 0, "\(msg): \(differ) of \(x.count) values differ (max abs \(worst))", file: file, line: line)
+}
+
+final class ConvKernelTests: XCTestCase {
+    override func tearDown() {
+        Conv2dOperator.im2colBound = 8 << 20
+        ConvTranspose2dOperator.colBound = 8 << 20
+        AttentionHead.scoreBound = 4 << 20
+    }
+
+    /// Random configurations of every path (pointwise, im2col, depthwise fast and generic) against the naive reference.
+    func testAgainstReference() throws {
+        var rng = KAGenerator(seed: 11)
+        struct C { var cin, cout, k, kw, s, sw, p, pw, d, g: Int; var pre: [Int] = [0, 0, 0, 0]; var act = Activation.none; var h = 23, w = 41 }
+        let configs: [C] = [
+            C(cin: 8, cout: 12, k: 1, kw: 1, s: 1, sw: 1, p: 0, pw: 0, d: 1, g: 1),
+            C(cin: 8, cout: 12, k: 1, kw: 1, s: 1, sw: 1, p: 0, pw: 0, d: 1, g: 2, act: .relu),
+            C(cin: 6, cout: 10, k: 3, kw: 3, s: 1, sw: 1, p: 1, pw: 1, d: 1, g: 1, act: .silu),
+            C(cin: 6, cout: 10, k: 3, kw: 3, s: 2, sw: 2, p: 1, pw: 1, d: 1, g: 1),
+            C(cin: 6, cout: 8, k: 5, kw: 3, s: 3, sw: 1, p: 2, pw: 0, d: 2, g: 2, pre: [1, 2, 0, 3]),
+            C(cin: 3, cout: 16, k: 7, kw: 7, s: 2, sw: 2, p: 3, pw: 3, d: 1, g: 1, act: .gelu),
+            C(cin: 8, cout: 8, k: 3, kw: 3, s: 1, sw: 1, p: 1, pw: 1, d: 1, g: 8, act: .relu6),
+            C(cin: 8, cout: 16, k: 3, kw: 3, s: 2, sw: 2, p: 1, pw: 1, d: 1, g: 8),
+            C(cin: 8, cout: 8, k: 5, kw: 5, s: 1, sw: 1, p: 2, pw: 2, d: 1, g: 8, pre: [0, 1, 0, 1]),
+            C(cin: 4, cout: 8, k: 5, kw: 5, s: 2, sw: 2, p: 2, pw: 2, d: 1, g: 4, h: 37, w: 70),
+            C(cin: 4, cout: 4, k: 3, kw: 3, s: 1, sw: 1, p: 2, pw: 2, d: 2, g: 4),           // dilated depthwise
+            C(cin: 4, cout: 4, k: 7, kw: 7, s: 1, sw: 1, p: 3, pw: 3, d: 1, g: 4, h: 20, w: 53), // 7x7 depthwise
+            C(cin: 4, cout: 8, k: 3, kw: 3, s: 3, sw: 3, p: 0, pw: 1, d: 1, g: 4),           // stride-3 depthwise
+            C(cin: 4, cout: 4, k: 3, kw: 3, s: 2, sw: 1, p: 1, pw: 1, d: 1, g: 4),           // uneven stride depthwise
+            C(cin: 5, cout: 7, k: 1, kw: 1, s: 2, sw: 2, p: 0, pw: 0, d: 1, g: 1),
+        ]
+        for (i, c) in configs.enumerated() {
+            let p = Conv2dParameters(inChannels: c.cin, outChannels: c.cout, kernelH: c.k, kernelW: c.kw, strideH: c.s, strideW: c.sw,
+                                     padH: c.p, padW: c.pw, dilationH: c.d, dilationW: c.d, groups: c.g, prePad: c.pre, activation: c.act)
+            let x = rng.tensor([2, c.cin, c.h, c.w])
+            let w = rng.tensor([c.cout, c.cin / c.g, c.k, c.kw])
+            let b = i % 3 == 1 ? nil : rng.tensor([c.cout])
+            let op = try Conv2dOperator(p, weight: w, bias: b)
+            assertClose(op(x), referenceConv2d(x, w, b, p), "config \(i) path \(op.path)")
+        }
+    }
+
+    /// A conv and a depthwise conv give bit-identical results with 1 and 2 threads.
+    func testThreadCountInvariance() throws {
+        var rng = KAGenerator(seed: 5)
+        let saved = Threading.threads
+        defer { Threading.threads = saved }
+        let cases: [(Conv2dParameters, [Int])] = [
+            (Conv2dParameters(inChannels: 32, outChannels: 48, kernelH: 3, kernelW: 3, padH: 1, padW: 1, activation: .relu), [2, 32, 45, 67]),
+            (Conv2dParameters(inChannels: 32, outChannels: 32, kernelH: 3, kernelW: 3, padH: 1, padW: 1, groups: 32, activation: .silu), [2, 32, 45, 67]),
+            (Conv2dParameters(inChannels: 16, outChannels: 32, kernelH: 5, kernelW: 5, strideH: 2, strideW: 2, padH: 2, padW: 2, groups: 16), [1, 16, 61, 77]),
+            (Conv2dParameters(inChannels: 32, outChannels: 64, kernelH: 1, kernelW: 1), [1, 32, 40, 50]),
+        ]
+        for (p, shape) in cases {
+            let x = rng.tensor(shape)
+            let op = try Conv2dOperator(p, weight: rng.tensor([p.outChannels, p.inChannels / p.groups, p.kernelH, p.kernelW]),
+                                        bias: rng.tensor([p.outChannels]))
+            Threading.threads = 1
+            let a = op(x)
+            Threading.threads = 2
+            let b = op(x)
+            Threading.threads = 3
+            let c = op(x)
+            assertBitIdentical(a, b, "\(p) 1 vs 2 threads")
+            assertBitIdentical(a, c, "\(p) 1 vs 3 threads")
+        }
+    }
+
+    /// With the im2col bound forced small, the tiled result equals the untiled one and the workspace respects the bound.
+    func testTiledIm2colMatchesUntiled() throws {
+        var rng = KAGenerator(seed: 3)
+        let configs = [
+            Conv2dParameters(inChannels: 8, outChannels: 16, kernelH: 3, kernelW: 3, padH: 1, padW: 1, activation: .relu),
+            Conv2dParameters(inChannels: 6, outChannels: 8, kernelH: 3, kernelW: 3, strideH: 2, strideW: 2, padH: 1, padW: 1, groups: 2, prePad: [1, 0, 2, 1]),
+        ]
+        for p in configs {
+            Conv2dOperator.im2colBound = 8 << 20
+            let x = rng.tensor([2, p.inChannels, 29, 37])
+            let op = try Conv2dOperator(p, weight: rng.tensor([p.outChannels, p.inChannels / p.groups, 3, 3]), bias: rng.tensor([p.outChannels]))
+            let untiled = op(x)
+            let k = p.inChannels / p.groups * 9
+            XCTAssertEqual(op.workspaceCount(batch: 2, height: 29, width: 37), k * op.parameters.outputSize(height: 29, width: 37).height * op.parameters.outputSize(height: 29, width: 37).width)
+            for bound in [k * 50, k * 7, k] {       // several rows, a part of a row, one pixel per tile
+                Conv2dOperator.im2colBound = bound
+                XCTAssertLessThanOrEqual(op.workspaceCount(batch: 2, height: 29, width: 37), bound)
+                let tiled = op(x)
+                // Narrow tiles make OpenBLAS use its small-matrix kernels: equal up to float rounding.
+                assertClose(tiled, untiled, tol: 2e-6, "bound \(bound)")
+                assertClose(tiled, referenceConv2d(x, try op.weightTensor(), try op.biasTensor(), p), "bound \(bound) vs reference")
+            }
+        }
+    }
+
+    /// The workspace stays under the bound for a huge image.
+    func testWorkspaceBoundedForLargeImages() throws {
+        let p = Conv2dParameters(inChannels: 64, outChannels: 64, kernelH: 3, kernelW: 3, padH: 1, padW: 1)
+        let op = try Conv2dOperator(p, weight: Tensor(zeros: [64, 64, 3, 3]), bias: nil)
+        XCTAssertLessThanOrEqual(op.workspaceCount(batch: 4, height: 8192, width: 8192), Conv2dOperator.im2colBound)
+        let pw = try Conv2dOperator(Conv2dParameters(inChannels: 64, outChannels: 64, kernelH: 1, kernelW: 1), weight: Tensor(zeros: [64, 64, 1, 1]), bias: nil)
+        XCTAssertEqual(pw.workspaceCount(batch: 1, height: 8192, width: 8192), 0)
+        XCTAssertEqual(pw.path, .pointwise)
+        XCTAssertEqual(op.flops(batch: 1, height: 128, width: 128), 2.0 * 64 * 128 * 128 * 576)
+    }
+
+    func testValidationErrors() {
+        XCTAssertThrowsError(try Conv2dParameters(inChannels: 6, outChannels: 8, kernelH: 3, kernelW: 3, groups: 4).validate())
+        XCTAssertThrowsError(try Conv2dParameters(inChannels: 6, outChannels: 8, kernelH: 0, kernelW: 3).validate())
+        XCTAssertThrowsError(try Conv2dParameters(inChannels: 6, outChannels: 8, kernelH: 3, kernelW: 3, prePad: [1, 1]).validate())
+        XCTAssertThrowsError(try Conv2dOperator(Conv2dParameters(inChannels: 6, outChannels: 8, kernelH: 3, kernelW: 3),
+                                                weight: Tensor(zeros: [8, 6, 3, 1]), bias: nil))
+        XCTAssertThrowsError(try Conv2dOperator(Conv2dParameters(inChannels: 6, outChannels: 8, kernelH: 3, kernelW: 3),
+                                                weight: Tensor(zeros: [8, 6, 3, 3]), bias: Tensor(zeros: [7])))
+        do {
+            let op = try Conv2dOperator(Conv2dParameters(inChannels: 6, outChannels: 8, kernelH: 3, kernelW: 3),
+                                        weight: Tensor(zeros: [8, 6, 3, 3]), bias: nil)
+            XCTAssertThrowsError(try op.checkedCall(Tensor(zeros: [1, 5, 9, 9])))
+            XCTAssertThrowsError(try op.checkedCall(Tensor(zeros: [1, 6, 2, 9])))
+        } catch { XCTFail("\(error)") }
+    }
+
+    func testBatchNormFold() throws {
+        var rng = KAGenerator(seed: 9)
+        let p = Conv2dParameters(inChannels: 4, outChannels: 6, kernelH: 3, kernelW: 3, padH: 1, padW: 1)
+        let w = rng.tensor([6, 4, 3, 3]), b = rng.tensor([6])
+        let gamma = rng.tensor([6]), beta = rng.tensor([6]), mean = rng.tensor([6])
+        let vr = Tensor(shape: [6], values: (0..<6).map { Float($0) * 0.3 + 0.5 })
+        let x = rng.tensor([1, 4, 11, 13])
+        let eps: Float = 1e-3
+        let conv = referenceConv2d(x, w, b, p)
+        var want = conv
+        want.withUnsafeMutableBufferPointer { y in
+            let per = 11 * 13
+            for o in 0..<6 {
+                let s = gamma[o] / (vr[o] + eps).squareRoot()
+                for i in 0..<per { y[o * per + i] = (y[o * per + i] - mean[o]) * s + beta[o] }
+            }
+        }
+        let f = Conv2dOperator.foldBatchNorm(weight: w, bias: b, gamma: gamma, beta: beta, runningMean: mean, runningVar: vr, eps: eps)
+        let op = try Conv2dOperator(p, weight: f.weight, bias: f.bias)
+        assertClose(op(x), want, "folded BN")
+        XCTAssertThrowsError(try Conv2dOperator.foldBatchNormChecked(weight: w, bias: nil, gamma: Tensor(zeros: [5]), beta: beta,
+                                                                     runningMean: mean, runningVar: vr, eps: eps))
+    }
+}
+
+extension Conv2dOperator {
+    /// The packed weight as a PyTorch-layout tensor (tests).
+    func weightTensor() throws -> Tensor {
+        let p = parameters
+        let shape = [p.outChannels, p.inChannels / p.groups, p.kernelH, p.kernelW]
+        let n = shape.reduce(1, *)
+        return Tensor(shape: shape, values: Array(UnsafeBufferPointer(start: packedWeight, count: n)))
+    }
+    func biasTensor() throws -> Tensor? {
+        packedBias.map { Tensor(shape: [parameters.outChannels], values: Array(UnsafeBufferPointer(start: $0, count: parameters.outChannels))) }
+    }
+}
