@@ -176,11 +176,13 @@ public final class ExecutionPlan: Sendable {
         return try ctx.execute(inputs, timings: nil)
     }
 
-    /// Runs once and measures every node.
+    /// Measures every node: `warmup` untimed runs (first-touch of the arena, caches), then
+    /// one timed run, all on one arena.
     /// - Returns: per-node op, output shape, time and GFLOP/s, plus the memory figures.
     /// - Throws: as `run(_:context:)`.
-    public func profile(_ inputs: [String: Tensor]) throws -> ProfileReport {
+    public func profile(_ inputs: [String: Tensor], warmup: Int = 1) throws -> ProfileReport {
         let ctx = makeContext()
+        for _ in 0..<max(0, warmup) { _ = try ctx.execute(inputs, timings: nil) }
         var ns = [UInt64](repeating: 0, count: steps.count)
         let t0 = DispatchTime.now().uptimeNanoseconds
         _ = try ctx.execute(inputs, timings: &ns)

@@ -67,17 +67,17 @@ public final class Graph: Sendable {
         try run([try soleInputName(): input])
     }
 
-    /// Runs once with per-node timing; see `ExecutionPlan.profile(_:)`.
+    /// Per-node timing after `warmup` untimed runs; see `ExecutionPlan.profile(_:warmup:)`.
     /// - Throws: as `run(_:)`.
-    public func profile(inputs: [String: Tensor]) throws -> ProfileReport {
+    public func profile(inputs: [String: Tensor], warmup: Int = 1) throws -> ProfileReport {
         let p = try plan(inputShapes: inputs.mapValues { $0.shape })
-        return try p.profile(inputs)
+        return try p.profile(inputs, warmup: warmup)
     }
 
-    /// Profiles a single-input graph; see `ExecutionPlan.profile(_:)`.
+    /// Profiles a single-input graph; see `ExecutionPlan.profile(_:warmup:)`.
     /// - Throws: as `run(_:)`.
-    public func profile(input: Tensor) throws -> ProfileReport {
-        try profile(inputs: [try soleInputName(): input])
+    public func profile(input: Tensor, warmup: Int = 1) throws -> ProfileReport {
+        try profile(inputs: [try soleInputName(): input], warmup: warmup)
     }
 
     func soleInputName() throws -> String {

@@ -56,11 +56,12 @@ public final class EffectiveSE: GraphLayer {
         UnsafeMutableRawPointer(workspace).withMemoryRebound(to: Double.self, capacity: 2 * c) { ws in
             let means = ws, gates = ws + c
             weight.withUnsafeBufferPointer { w in
+                guard let wb = w.baseAddress else { return }
                 for n in 0..<x.batch {
                     let xs = UnsafePointer(x.sample(n)), ys = y.sample(n)
                     LayerSupport.planeMeans(xs, channels: c, spatial: hw, into: means)
                     Threading.parallelFor(c, grain: 16) { o in
-                        let row = w.baseAddress! + o * c
+                        let row = wb + o * c
                         var z = Double(bias[o])
                         for k in 0..<c { z += Double(row[k]) * means[k] }
                         gates[o] = min(max(z + 3, 0), 6) / 6

@@ -166,6 +166,8 @@ final class VoVNetModelTests: XCTestCase {
         let m = report.memory
         print("ese_vovnet19b_dw 256x256: \(m)")
         print(String(format: "total %.1f ms, %.2f GFLOP", report.totalMilliseconds, report.totalFlops / 1e9))
+        for o in report.byOp { print(String(format: "  %@ x%d %.1f ms", o.op, o.count, o.milliseconds)) }
+        if ProcessInfo.processInfo.environment["DENSEKIT_PRINT_PROFILE"] != nil { print(report.description) }
         XCTAssertLessThan(2 * m.plannedActivationBytes, m.sumActivationBytes)
         XCTAssertLessThan(m.plannedActivationBytes, Int(Double(m.peakLiveBytes) * 1.5))
         XCTAssertGreaterThan(m.aliasedValueCount, 0)

@@ -66,9 +66,10 @@ public final class VoVNet: Sendable {
         try graph.plan(inputShapes: ["x": inputShape])
     }
 
-    /// Runs once with per-node timing (op, output shape, ms, GFLOP/s) and the memory plan.
+    /// Per-node timing (op, output shape, ms, GFLOP/s) of one run after `warmup` untimed
+    /// runs, and the memory plan (planned activation bytes vs their sum).
     /// - Throws: as `run(_:)`.
-    public func profile(input: Tensor) throws -> ProfileReport {
-        try graph.profile(inputs: ["x": input])
+    public func profile(input: Tensor, warmup: Int = 1) throws -> ProfileReport {
+        try graph.profile(inputs: ["x": input], warmup: warmup)
     }
 }

@@ -1,0 +1,232 @@
+import Foundation
+
+// Building blocks shared by the kMaX pixel decoder, the k-means decoder and the read-outs
+// (spec `polymax-head.md` sections 1, 3, 4, 5). All of them work on ONE image (batch element)
+// stored as a plain row-major `[Float]`: a feature map `[C, H, W]` or a cluster tensor `[C, K]`.
+
+/// Reads a kMaX module's tensors under a key prefix, checking shapes and recording which keys
+/// were used (so that a builder can report unexpected tensors).
+final class KMaXWeightReader {
+    let source: any WeightSource
+    let model: String
+    private(set) var used = Set<String>()
+
+    init(source: any WeightSource, model: String) {
+        self.source = source
+        self.model = model
+    }
+
+    /// Whether `key` exists.
+    func has(_ key: String) -> Bool { source.shape(of: key) != nil }
+
+    /// The tensor `key`, whose shape must be `shape` (or, when `alternatives` are given, one of them).
+    /// - Throws: `ModelConfigError.missingWeights` / `.weightShapes`.
+    func tensor(_ key: String, shape: [Int], alternatives: [[Int]] = []) throws -> Tensor {
+        guard let s = source.shape(of: key) else { throw ModelConfigError.missingWeights(model: model, keys: [key]) }
+        guard s == shape || alternatives.contains(s) else {
+            throw ModelConfigError.weightShapes(model: model, mismatches: ["\(key): expected \(shape), found \(s)"])
+        }
+        used.insert(key)
+        return try source.tensor(key)
+    }
+
+    /// Marks `key` as known (e.g. `num_batches_tracked`, which carries no inference information).
+    func markUsed(_ key: String) { used.insert(key) }
+
+    /// Keys under `prefixes` that were not read, ignoring `num_batches_tracked` and training-only keys.
+    func unexpected(under prefixes: [String]) -> [String] {
+        source.keys.filter { k in
+            if used.contains(k) { return false }
+            if k.hasSuffix("num_batches_tracked") { return false }
+            if k.contains("_auxiliary_semantic_predictor") || k.hasPrefix("criterion.") { return false }
+            return prefixes.isEmpty || prefixes.contains { k.hasPrefix($0) }
+        }
+    }
+}
+
+/// Inference BatchNorm as a per-channel affine map `y = x * scale + shift` (spec section 1).
+struct KMaXAffine: Sendable {
+    var scale: [Float]
+    var shift: [Float]
+    var channels: Int { scale.count }
+
+    /// Loads `prefix.{weight,bias,running_mean,running_var}` (`[n]`) with epsilon `eps`.
+    static func load(_ r: KMaXWeightReader, _ prefix: String, channels n: Int, eps: Double) throws -> KMaXAffine {
+        let g = try r.tensor(prefix + ".weight", shape: [n]).scalars
+        let b = try r.tensor(prefix + ".bias", shape: [n]).scalars
+        let m = try r.tensor(prefix + ".running_mean", shape: [n]).scalars
+        let v = try r.tensor(prefix + ".running_var", shape: [n]).scalars
+        r.markUsed(prefix + ".num_batches_tracked")
+        var scale = [Float](repeating: 0, count: n), shift = [Float](repeating: 0, count: n)
+        for i in 0..<n {
+            let s = Double(g[i]) / (Double(v[i]) + eps).squareRoot()
+            scale[i] = Float(s)
+            shift[i] = Float(Double(b[i]) - Double(m[i]) * s)
+        }
+        return KMaXAffine(scale: scale, shift: shift)
+    }
+
+    /// Applies the map in place to `[channels, n]` values.
+    func apply(_ x: inout [Float], n: Int) {
+        x.withUnsafeMutableBufferPointer { p in
+            guard let base = p.baseAddress else { return }
+            for c in 0..<scale.count {
+                let a = scale[c], s = shift[c]
+                let row = base + c * n
+                for i in 0..<n { row[i] = row[i] * a + s }
+            }
+        }
+    }
+}
+
+/// A 1x1 convolution (2-D on a feature map `[Cin, H*W]`, or 1-D on a cluster tensor `[Cin, K]`)
+/// with its BatchNorm folded in and an optional activation (`ConvBN_1x1` / `ConvBN_1x1d`, spec 1).
+struct KMaXPointwise: Sendable {
+    let cin: Int
+    let cout: Int
+    /// `[cout, cin]`, BN folded.
+    let weight: [Float]
+    /// `[cout]`, BN folded (conv bias included).
+    let bias: [Float]
+    let activation: Activation
+
+    /// Loads `prefix.conv.weight` (`[cout, cin, 1, 1]` or `[cout, cin, 1]`), the optional `prefix.conv.bias`
+    /// and, when `prefix.norm.weight` exists, the BN `prefix.norm.*` (folded with `eps`).
+    static func load(_ r: KMaXWeightReader, _ prefix: String, cin: Int, cout: Int, activation: Activation,
+                     eps: Double, requireNorm: Bool = true) throws -> KMaXPointwise {
+        let w = try r.tensor(prefix + ".conv.weight", shape: [cout, cin, 1, 1], alternatives: [[cout, cin, 1]]).scalars
+        var b = [Double](repeating: 0, count: cout)
+        if r.has(prefix + ".conv.bias") {
+            let bt = try r.tensor(prefix + ".conv.bias", shape: [cout]).scalars
+            for i in 0..<cout { b[i] = Double(bt[i]) }
+        }
+        var wd = w.map { Double($0) }
+        if r.has(prefix + ".norm.weight") || requireNorm {
+            let g = try r.tensor(prefix + ".norm.weight", shape: [cout]).scalars
+            let be = try r.tensor(prefix + ".norm.bias", shape: [cout]).scalars
+            let m = try r.tensor(prefix + ".norm.running_mean", shape: [cout]).scalars
+            let v = try r.tensor(prefix + ".norm.running_var", shape: [cout]).scalars
+            r.markUsed(prefix + ".norm.num_batches_tracked")
+            for o in 0..<cout {
+                let s = Double(g[o]) / (Double(v[o]) + eps).squareRoot()
+                for i in 0..<cin { wd[o * cin + i] *= s }
+                b[o] = (b[o] - Double(m[o])) * s + Double(be[o])
+            }
+        }
+        return KMaXPointwise(cin: cin, cout: cout, weight: wd.map { Float($0) }, bias: b.map { Float($0) }, activation: activation)
+    }
+
+    /// `y [cout, n] = act(W x + b)` for `x [cin, n]`.
+    func callAsFunction(_ x: [Float], n: Int) -> [Float] {
+        var y = [Float](repeating: 0, count: cout * n)
+        if n == 0 { return y }
+        x.withUnsafeBufferPointer { xp in
+            weight.withUnsafeBufferPointer { wp in
+                y.withUnsafeMutableBufferPointer { yp in
+                    guard let xb = xp.baseAddress, let wb = wp.baseAddress, let yb = yp.baseAddress else { return }
+                    BLAS.sgemm(m: cout, n: n, k: cin, a: wb, lda: cin, b: xb, ldb: n, c: yb, ldc: n)
+                    for o in 0..<cout { activation.apply(yb + o * n, count: n, bias: bias[o]) }
+                }
+            }
+        }
+        return y
+    }
+}
+
+/// A k x k convolution ("same" padding, stride 1, optional groups) with its BN folded and an activation,
+/// run by `Conv2dOperator` (the bottleneck 3x3 and the predictor's 5x5 depthwise conv).
+struct KMaXSpatialConv: @unchecked Sendable {
+    let op: Conv2dOperator
+    let cin: Int
+    let cout: Int
+
+    static func load(_ r: KMaXWeightReader, _ prefix: String, cin: Int, cout: Int, kernel: Int, groups: Int,
+                     activation: Activation, eps: Double) throws -> KMaXSpatialConv {
+        let w = try r.tensor(prefix + ".conv.weight", shape: [cout, cin / groups, kernel, kernel])
+        let bias: Tensor? = r.has(prefix + ".conv.bias") ? try r.tensor(prefix + ".conv.bias", shape: [cout]) : nil
+        let g = try r.tensor(prefix + ".norm.weight", shape: [cout])
+        let be = try r.tensor(prefix + ".norm.bias", shape: [cout])
+        let m = try r.tensor(prefix + ".norm.running_mean", shape: [cout])
+        let v = try r.tensor(prefix + ".norm.running_var", shape: [cout])
+        r.markUsed(prefix + ".norm.num_batches_tracked")
+        let folded = try Conv2dOperator.foldBatchNormChecked(weight: w, bias: bias, gamma: g, beta: be,
+                                                             runningMean: m, runningVar: v, eps: Float(eps))
+        let p = Conv2dParameters(inChannels: cin, outChannels: cout, kernelH: kernel, kernelW: kernel,
+                                 padH: kernel / 2, padW: kernel / 2, groups: groups, activation: activation)
+        return KMaXSpatialConv(op: try Conv2dOperator(p, weight: folded.weight, bias: folded.bias), cin: cin, cout: cout)
+    }
+
+    /// `[cout, h, w]` from `[cin, h, w]`.
+    func callAsFunction(_ x: [Float], h: Int, w: Int) -> [Float] {
+        var y = [Float](repeating: 0, count: cout * h * w)
+        let need = op.workspaceCount(batch: 1, height: h, width: w)
+        var ws = [Float](repeating: 0, count: max(1, need))
+        x.withUnsafeBufferPointer { xp in
+            y.withUnsafeMutableBufferPointer { yp in
+                ws.withUnsafeMutableBufferPointer { wp in
+                    guard let xb = xp.baseAddress, let yb = yp.baseAddress else { return }
+                    op.forward(input: xb, batch: 1, height: h, width: w, output: yb, workspace: wp.baseAddress)
+                }
+            }
+        }
+        return y
+    }
+}
+
+/// Small element-wise helpers on one image.
+enum KMaXMath {
+    /// Exact GELU of every element (a copy).
+    static func gelu(_ x: [Float]) -> [Float] {
+        var y = x
+        y.withUnsafeMutableBufferPointer { p in
+            guard let b = p.baseAddress else { return }
+            Activation.gelu.apply(b, count: p.count)
+        }
+        return y
+    }
+
+    /// `a + b` element-wise.
+    static func add(_ a: [Float], _ b: [Float]) -> [Float] {
+        var y = a
+        y.withUnsafeMutableBufferPointer { p in
+            b.withUnsafeBufferPointer { q in
+                for i in 0..<min(p.count, q.count) { p[i] += q[i] }
+            }
+        }
+        return y
+    }
+
+    /// Channels-first LayerNorm of `[C, H*W]` (spec 1: biased variance, `eps`), per pixel over C.
+    static func layerNormChannels(_ x: [Float], channels c: Int, pixels n: Int, weight: [Float], bias: [Float], eps: Float) -> [Float] {
+        var y = [Float](repeating: 0, count: c * n)
+        x.withUnsafeBufferPointer { xp in
+            y.withUnsafeMutableBufferPointer { yp in
+                for p in 0..<n {
+                    var mean: Float = 0
+                    for ch in 0..<c { mean += xp[ch * n + p] }
+                    mean /= Float(c)
+                    var v: Float = 0
+                    for ch in 0..<c { let d = xp[ch * n + p] - mean; v += d * d }
+                    v /= Float(c)
+                    let inv = 1 / (v + eps).squareRoot()
+                    for ch in 0..<c { yp[ch * n + p] = (xp[ch * n + p] - mean) * inv * weight[ch] + bias[ch] }
+                }
+            }
+        }
+        return y
+    }
+
+    /// Bilinear resize of `[C, inH, inW]` to `[C, outH, outW]` (`F.interpolate`, spec 1).
+    static func resize(_ x: [Float], channels c: Int, inH: Int, inW: Int, outH: Int, outW: Int, alignCorners: Bool) -> [Float] {
+        if inH == outH && inW == outW { return x }
+        var y = [Float](repeating: 0, count: c * outH * outW)
+        x.withUnsafeBufferPointer { xp in
+            y.withUnsafeMutableBufferPointer { yp in
+                guard let xb = xp.baseAddress, let yb = yp.baseAddress else { return }
+                ResizeKernels.bilinear(xb, planes: c, inH: inH, inW: inW, outH: outH, outW: outW,
+                                       alignCorners: alignCorners, scaleH: nil, scaleW: nil, yb)
+            }
+        }
+        return y
+    }
+}

@@ -1,0 +1,211 @@
+import Foundation
+
+/// The prediction heads `kMaXPredictor` (spec section 4; keys `..._predcitor.*`, the reference's typo).
+struct KMaXPredictor: Sendable {
+    let pixelChannels: Int
+    let queryChannels: Int
+    let embedDim: Int
+    let numClasses: Int
+    let voidLogBias: Float
+    let conv0: KMaXSpatialConv           // 5x5 depthwise + BN + GELU
+    let conv1: KMaXPointwise             // -> M, GELU
+    let last: KMaXPointwise              // -> E, conv bias + BN
+    let classHead: KMaXPointwise         // -> C+1, bias, no BN
+    let maskHead: KMaXPointwise          // -> E, BN
+    let maskScale: Float
+    let maskShift: Float
+
+    static func load(_ r: KMaXWeightReader, _ prefix: String, pixelChannels cx: Int, queryChannels dq: Int, midChannels m: Int,
+                     embedDim e: Int, numClasses c: Int, voidPrior p: Double, eps: Double) throws -> KMaXPredictor {
+        let s = try KMaXAffine.load(r, prefix + "._pixel_space_mask_batch_norm", channels: 1, eps: eps)
+        return KMaXPredictor(
+            pixelChannels: cx, queryChannels: dq, embedDim: e, numClasses: c,
+            voidLogBias: Float(log(Double(c) * p / (1 - p))),
+            conv0: try KMaXSpatialConv.load(r, prefix + "._pixel_space_head_conv0bnact", cin: cx, cout: cx, kernel: 5, groups: cx,
+                                            activation: .gelu, eps: eps),
+            conv1: try KMaXPointwise.load(r, prefix + "._pixel_space_head_conv1bnact", cin: cx, cout: m, activation: .gelu, eps: eps),
+            last: try KMaXPointwise.load(r, prefix + "._pixel_space_head_last_convbn", cin: m, cout: e, activation: .none, eps: eps),
+            classHead: try KMaXPointwise.load(r, prefix + "._transformer_class_head", cin: dq, cout: c + 1, activation: .none,
+                                              eps: eps, requireNorm: false),
+            maskHead: try KMaXPointwise.load(r, prefix + "._transformer_mask_head", cin: dq, cout: e, activation: .none, eps: eps),
+            maskScale: s.scale[0], maskShift: s.shift[0])
+    }
+
+    /// Pixel embedding `[E, h*w]`, L2-normalised per pixel.
+    func pixelEmbedding(_ x: [Float], h: Int, w: Int) -> [Float] {
+        let n = h * w
+        var y = last(conv1(conv0(x, h: h, w: w), n: n), n: n)
+        let e = embedDim
+        y.withUnsafeMutableBufferPointer { p in
+            for i in 0..<n {
+                var s: Float = 0
+                for c in 0..<e { let v = p[c * n + i]; s += v * v }
+                let inv = 1 / max(s.squareRoot(), 1e-12)
+                for c in 0..<e { p[c * n + i] *= inv }
+            }
+        }
+        return y
+    }
+
+    /// Class logits `[K, C+1]` (void last, void prior added) from class embeddings `ce [Dq, K]`.
+    func classLogits(_ ce: [Float], clusters k: Int) -> [Float] {
+        let c1 = numClasses + 1
+        let t = classHead(ce, n: k)   // [C+1, K]
+        var out = [Float](repeating: 0, count: k * c1)
+        for j in 0..<k { for c in 0..<c1 { out[j * c1 + c] = t[c * k + j] } }
+        for j in 0..<k { out[j * c1 + numClasses] += voidLogBias }
+        return out
+    }
+
+    /// Mask logits `[K, n]` from mask embeddings `me [Dq, K]` and the pixel embedding `[E, n]`.
+    func maskLogits(_ me: [Float], clusters k: Int, pixelEmbedding pe: [Float], n: Int) -> [Float] {
+        let ker = maskHead(me, n: k)  // [E, K]
+        var ml = [Float](repeating: 0, count: k * n)
+        if n == 0 { return ml }
+        ker.withUnsafeBufferPointer { kp in
+            pe.withUnsafeBufferPointer { pp in
+                ml.withUnsafeMutableBufferPointer { mp in
+                    guard let kb = kp.baseAddress, let pb = pp.baseAddress, let mb = mp.baseAddress else { return }
+                    BLAS.sgemm(transA: true, m: k, n: n, k: embedDim, a: kb, lda: k, b: pb, ldb: n, c: mb, ldc: n)
+                    let a = maskScale, c = maskShift
+                    for i in 0..<(k * n) { mb[i] = mb[i] * a + c }
+                }
+            }
+        }
+        return ml
+    }
+}
+
+/// Argmax over clusters of mask logits `[K, n]` per pixel; ties resolve to the lowest cluster index.
+func kmaxAssignment(_ ml: [Float], clusters k: Int, pixels n: Int) -> [Int32] {
+    var a = [Int32](repeating: 0, count: n)
+    ml.withUnsafeBufferPointer { p in
+        for i in 0..<n {
+            var best = 0
+            var bv = p[i]
+            for j in 1..<max(k, 1) where p[j * n + i] > bv { bv = p[j * n + i]; best = j }
+            a[i] = Int32(best)
+        }
+    }
+    return a
+}
+
+/// One k-means cross-attention decoder layer (`kMaXTransformerLayer`, spec 5.2). Keys relative to the layer.
+struct KMaXTransformerLayer: Sendable {
+    let pixelChannels: Int
+    let queryDim: Int
+    let base: Int
+    let heads: Int
+    let clusters: Int
+    let pixelConv1: KMaXPointwise
+    let queryConv1: KMaXPointwise
+    let pixelV: KMaXPointwise
+    let predictor: KMaXPredictor
+    let kmeansBN: KMaXAffine
+    let kmeansConv3: KMaXPointwise
+    let qkv: KMaXPointwise
+    let simBN: KMaXAffine
+    let retBN: KMaXAffine
+    let queryConv3: KMaXPointwise
+    let ffn1: KMaXPointwise
+    let ffn2: KMaXPointwise
+
+    /// Everything one layer produces (one image). Layouts: clusters `[D, K]`, maps `[C, h*w]`.
+    struct Output {
+        var query: [Float]
+        var assignment: [Int32]
+        var maskLogits: [Float]
+        var classLogits: [Float]?
+        var pixelEmbedding: [Float]
+        var kmeansUpdate: [Float]
+        var attentionUpdate: [Float]
+    }
+
+    static func load(_ r: KMaXWeightReader, _ prefix: String, pixelChannels cp: Int, queryDim d: Int, base t: Int, heads: Int,
+                     ffnDim f: Int, midChannels m: Int, embedDim e: Int, clusters k: Int, numClasses c: Int,
+                     voidPrior: Double, eps: Double) throws -> KMaXTransformerLayer {
+        let p = prefix.isEmpty ? "" : prefix + "."
+        guard t % heads == 0 else { throw ModelConfigError.invalidField(model: "kmax", field: "trans_base_filters", message: "\(t) is not a multiple of num_heads \(heads)") }
+        return KMaXTransformerLayer(
+            pixelChannels: cp, queryDim: d, base: t, heads: heads, clusters: k,
+            pixelConv1: try .load(r, p + "_pixel_conv1_bn_act", cin: cp, cout: 2 * t, activation: .gelu, eps: eps),
+            queryConv1: try .load(r, p + "_query_conv1_bn_act", cin: d, cout: 2 * t, activation: .gelu, eps: eps),
+            pixelV: try .load(r, p + "_pixel_v_conv_bn", cin: 2 * t, cout: 2 * t, activation: .none, eps: eps),
+            predictor: try .load(r, p + "_predcitor", pixelChannels: 2 * t, queryChannels: 2 * t, midChannels: m, embedDim: e,
+                                 numClasses: c, voidPrior: voidPrior, eps: eps),
+            kmeansBN: try .load(r, p + "_kmeans_query_batch_norm_retrieved_value", channels: 2 * t, eps: eps),
+            kmeansConv3: try .load(r, p + "_kmeans_query_conv3_bn", cin: 2 * t, cout: d, activation: .none, eps: eps),
+            qkv: try .load(r, p + "_query_qkv_conv_bn", cin: 2 * t, cout: 4 * t, activation: .none, eps: eps),
+            simBN: try .load(r, p + "_query_self_attention._batch_norm_similarity", channels: heads, eps: eps),
+            retBN: try .load(r, p + "_query_self_attention._batch_norm_retrieved_value", channels: 2 * t, eps: eps),
+            queryConv3: try .load(r, p + "_query_conv3_bn", cin: 2 * t, cout: d, activation: .none, eps: eps),
+            ffn1: try .load(r, p + "_query_ffn_conv1_bn_act", cin: d, cout: f, activation: .gelu, eps: eps),
+            ffn2: try .load(r, p + "_query_ffn_conv2_bn", cin: f, cout: d, activation: .none, eps: eps))
+    }
+
+    /// Runs the layer on centres `q [D, K]` and a pixel feature `x [Cp, h, w]` (spec 5.2).
+    /// `withClassLogits` also computes the layer's class logits (training-only at inference).
+    func run(query q: [Float], pixel x: [Float], h: Int, w: Int, withClassLogits: Bool) -> Output {
+        let n = h * w, k = clusters, t = base
+        let ps = pixelConv1(KMaXMath.gelu(x), n: n)         // [2t, n]
+        let qs = queryConv1(q, n: k)                          // [2t, K]
+        let v = pixelV(ps, n: n)                              // [2t, n]
+        let pe = predictor.pixelEmbedding(ps, h: h, w: w)
+        let ml = predictor.maskLogits(qs, clusters: k, pixelEmbedding: pe, n: n)
+        let cl = withClassLogits ? predictor.classLogits(qs, clusters: k) : nil
+        let a = kmaxAssignment(ml, clusters: k, pixels: n)
+        // k-means update: scatter-add of the assigned pixels' values (no one-hot matrix).
+        var u = [Float](repeating: 0, count: 2 * t * k)
+        v.withUnsafeBufferPointer { vp in
+            a.withUnsafeBufferPointer { ap in
+                u.withUnsafeMutableBufferPointer { up in
+                    guard let vb = vp.baseAddress, let ub = up.baseAddress else { return }
+                    for d in 0..<(2 * t) {
+                        let vr = vb + d * n
+                        let ur = ub + d * k
+                        for i in 0..<n { ur[Int(ap[i])] += vr[i] }
+                    }
+                }
+            }
+        }
+        kmeansBN.apply(&u, n: k)
+        let kmUpdate = kmeansConv3(u, n: k)                   // [D, K]
+        // Cluster self-attention from Qs (the layer input).
+        let qkvT = qkv(qs, n: k)                              // [4t, K]
+        let dk = t / heads, dv = 2 * t / heads
+        var rOut = [Float](repeating: 0, count: 2 * t * k)
+        var s = [Float](repeating: 0, count: k)
+        for head in 0..<heads {
+            let sa = simBN.scale[head], sb = simBN.shift[head]
+            for l in 0..<k {
+                var mx = -Float.infinity
+                for m in 0..<k {
+                    var acc: Float = 0
+                    for d in 0..<dk { acc += qkvT[(head * dk + d) * k + l] * qkvT[(t + head * dk + d) * k + m] }
+                    let z = acc * sa + sb
+                    s[m] = z
+                    if z > mx { mx = z }
+                }
+                var sum: Float = 0
+                for m in 0..<k { s[m] = expf(s[m] - mx); sum += s[m] }
+                let inv = 1 / sum
+                for d in 0..<dv {
+                    let vrow = (2 * t + head * dv + d) * k
+                    var acc: Float = 0
+                    for m in 0..<k { acc += s[m] * qkvT[vrow + m] }
+                    rOut[(head * dv + d) * k + l] = acc * inv
+                }
+            }
+        }
+        retBN.apply(&rOut, n: k)
+        let rAct = KMaXMath.gelu(rOut)
+        let attUpdate = queryConv3(rAct, n: k)
+        var q2 = q
+        for i in 0..<q2.count { q2[i] = Activation.gelu.apply(q[i] + kmUpdate[i] + attUpdate[i]) }
+        let ff = ffn2(ffn1(q2, n: k), n: k)
+        var q3 = q2
+        for i in 0..<q3.count { q3[i] = Activation.gelu.apply(q2[i] + ff[i]) }
+        return Output(query: q3, assignment: a, maskLogits: ml, classLogits: cl, pixelEmbedding: pe,
+                      kmeansUpdate: kmUpdate, attentionUpdate: attUpdate)
+    }
+}
