@@ -58,14 +58,9 @@ public enum BLAS {
         _ = try loaded.get()
     }
 
-    static func library() -> Library {
-        switch loaded {
-        case .success(let lib): return lib
-        case .failure(let e):
-            // Only reachable when the system lacks libopenblas entirely; the CLI checks
-            // `ensureLoaded()` first and reports a clean error.
-            fatalError("\(e)")
-        }
+    static func library() -> Library? {
+        if case .success(let lib) = loaded { return lib }
+        return nil
     }
 
     /// The core type DenseKit picks for this CPU, or nil to let OpenBLAS decide.
@@ -151,10 +146,39 @@ public enum BLAS {
                              beta: Float = 0,
                              c: UnsafeMutablePointer<Float>, ldc: Int) {
         if m == 0 || n == 0 { return }
-        let lib = library()
+        guard let lib = library() else {
+            // No OpenBLAS on this system: a plain reference GEMM keeps results correct
+            // (slowly); the CLI reports the missing library before running anything.
+            referenceSgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
+                           a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+            return
+        }
         lock.lock()
         defer { lock.unlock() }
         lib.sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                   blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
+    }
+
+    /// Row-major reference GEMM with the same contract as `sgemm`, used only when
+    /// OpenBLAS cannot be loaded.
+    static func referenceSgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+                               a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                               beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        var row = [Float](repeating: 0, count: n)
+        for i in 0..<m {
+            for j in 0..<n { row[j] = 0 }
+            for p in 0..<k {
+                let av = transA ? a[p * lda + i] : a[i * lda + p]
+                if av == 0 { continue }
+                if transB {
+                    for j in 0..<n { row[j] += av * b[j * ldb + p] }
+                } else {
+                    let bp = b + p * ldb
+                    for j in 0..<n { row[j] += av * bp[j] }
+                }
+            }
+            let ci = c + i * ldc
+            for j in 0..<n { ci[j] = alpha * row[j] + (beta == 0 ? 0 : beta * ci[j]) }
+        }
     }
 }
