@@ -214,8 +214,15 @@ enum OpsMiscParity {
     }
 
     static func argmax(_ gc: GoldenCase) throws -> [String: ParityOutput] {
-        if try bool(gc, "keepdim", default: false) { throw ParityError.unsupported("\(gc.name): keepdim") }
-        return ["y": .index(try ReduceKernels.argmax(try gc.input("x"), dim: try int(gc, "dim", default: 1)))]
+        let x = try gc.input("x")
+        let dim = try int(gc, "dim", default: 1)
+        var y = try ReduceKernels.argmax(x, dim: dim)
+        if try bool(gc, "keepdim", default: false) {
+            var shape = x.shape
+            shape[try normalizedDim(dim, rank: x.rank, "argmax")] = 1
+            y = IndexTensor(shape: shape, values: y.values)
+        }
+        return ["y": .index(y)]
     }
 
     // MARK: Shape ops
