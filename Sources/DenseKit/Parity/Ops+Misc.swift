@@ -94,12 +94,16 @@ enum OpsMiscParity {
 
     static func layerNorm(_ gc: GoldenCase) throws -> [String: ParityOutput] {
         let x = try gc.input("x")
-        if let ns = gc.attrs["normalized_shape"]?.ints, ns != [x.shape.last ?? -1] {
-            throw ParityError.unsupported("\(gc.name): normalized_shape \(ns) is not the last dimension")
+        // normalized_shape may cover several trailing dimensions: normalise over their product.
+        let ns = gc.attrs["normalized_shape"]?.ints ?? [x.shape.last ?? 0]
+        guard !ns.isEmpty, ns.count <= x.rank, Array(x.shape.suffix(ns.count)) == ns else {
+            throw ParityError.unsupported("\(gc.name): normalized_shape \(ns) for input \(x.shape)")
         }
-        let y = try NormKernels.layerNorm(x, weight: try optionalParam(gc, "weight"), bias: try optionalParam(gc, "bias"),
-                                          eps: try double(gc, "eps", default: 1e-5))
-        return ["y": .float(y)]
+        let cols = ns.reduce(1, *)
+        let flat = x.reshaped(Array(x.shape.dropLast(ns.count)) + [cols])
+        let w = try optionalParam(gc, "weight"), b = try optionalParam(gc, "bias")
+        let y = try NormKernels.layerNorm(flat, weight: w, bias: b, eps: try double(gc, "eps", default: 1e-5))
+        return ["y": .float(y.reshaped(x.shape, layout: x.layout))]
     }
 
     static func layerNorm2d(_ gc: GoldenCase) throws -> [String: ParityOutput] {

@@ -39,9 +39,11 @@ public struct Pool2dParameters: Sendable, Hashable {
     }
 
     /// Whether the geometry is usable: positive kernel, stride and dilation, `0 <= pad <= kernel/2`
-    /// (PyTorch's own check), and a positive divisor override if any.
+    /// (PyTorch's own check), a non-zero divisor override if any, and no value above 2^24.
     public var isValid: Bool {
-        kernelH > 0 && kernelW > 0 && strideH > 0 && strideW > 0 && dilationH > 0 && dilationW > 0
+        let limit = 1 << 24   // keeps every size product far from overflow
+        return [kernelH, kernelW, strideH, strideW, padH, padW, dilationH, dilationW].allSatisfy { $0 <= limit }
+            && kernelH > 0 && kernelW > 0 && strideH > 0 && strideW > 0 && dilationH > 0 && dilationW > 0
             && padH >= 0 && padW >= 0 && padH <= kernelH / 2 && padW <= kernelW / 2
             && (divisorOverride.map { $0 != 0 } ?? true)
     }

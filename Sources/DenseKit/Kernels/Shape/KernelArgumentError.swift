@@ -10,6 +10,7 @@ public struct KernelArgumentError: Error, CustomStringConvertible, Sendable, Equ
     /// Creates an error with a message.
     public init(_ message: String) { self.message = message }
 
+    /// The message.
     public var description: String { message }
 }
 

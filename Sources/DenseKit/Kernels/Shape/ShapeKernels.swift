@@ -278,7 +278,7 @@ extension ShapeKernels {
     public static func pixelShuffle(_ x: Tensor, factor r: Int) throws -> Tensor {
         try x.requireRank(4, "pixelShuffle")
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-        guard r > 0, c % (r * r) == 0 else { throw KernelArgumentError("pixelShuffle: \(c) channels, factor \(r)") }
+        guard r > 0, r <= 1 << 15, c % (r * r) == 0 else { throw KernelArgumentError("pixelShuffle: \(c) channels, factor \(r)") }
         var y = Tensor(zeros: [n, c / (r * r), h * r, w * r])
         x.withUnsafeBufferPointer { xs in y.withUnsafeMutableBufferPointer { ys in
             guard let xb = xs.baseAddress, let yb = ys.baseAddress else { return }
@@ -292,7 +292,7 @@ extension ShapeKernels {
     public static func pixelUnshuffle(_ x: Tensor, factor r: Int) throws -> Tensor {
         try x.requireRank(4, "pixelUnshuffle")
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-        guard r > 0, h % r == 0, w % r == 0 else { throw KernelArgumentError("pixelUnshuffle: \(h)x\(w), factor \(r)") }
+        guard r > 0, r <= 1 << 15, h % r == 0, w % r == 0 else { throw KernelArgumentError("pixelUnshuffle: \(h)x\(w), factor \(r)") }
         var y = Tensor(zeros: [n, c * r * r, h / r, w / r])
         x.withUnsafeBufferPointer { xs in y.withUnsafeMutableBufferPointer { ys in
             guard let xb = xs.baseAddress, let yb = ys.baseAddress else { return }
