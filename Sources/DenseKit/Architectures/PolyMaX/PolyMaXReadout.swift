@@ -19,6 +19,7 @@ public struct PolyMaXReadoutResult: Sendable {
 
 /// Which read-outs to compute.
 public struct PolyMaXReadoutTasks: OptionSet, Sendable {
+    /// Bit mask of the tasks.
     public let rawValue: Int
     /// Creates a task set.
     public init(rawValue: Int) { self.rawValue = rawValue }
@@ -39,6 +40,7 @@ public enum PolyMaXError: Error, CustomStringConvertible, Sendable, Equatable {
     /// A read-out was requested whose weights were not loaded.
     case missingReadout(String)
 
+    /// One line naming the problem.
     public var description: String {
         switch self {
         case .shape(let m): return "polymax: \(m)"

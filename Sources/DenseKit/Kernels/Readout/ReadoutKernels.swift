@@ -46,9 +46,13 @@ public enum ReadoutKernels {
     /// dropped); `clusterDepth [K]`; `clusterNormals [K, 3]` (unit); outputs `scores [C, Ho, Wo]`,
     /// `labels [Ho, Wo]`, `depth [Ho, Wo]`, `normals [3, Ho, Wo]`.
     public struct Buffers {
+        /// Semantic scores `[C, Ho, Wo]`.
         public var scores: UnsafeMutablePointer<Float>?
+        /// Semantic labels `[Ho, Wo]` (argmax over C, lowest index on ties).
         public var labels: UnsafeMutablePointer<Int64>?
+        /// Depth `[Ho, Wo]`.
         public var depth: UnsafeMutablePointer<Float>?
+        /// Unit normals `[3, Ho, Wo]`.
         public var normals: UnsafeMutablePointer<Float>?
         /// Output buffers; nil skips that output.
         public init(scores: UnsafeMutablePointer<Float>? = nil, labels: UnsafeMutablePointer<Int64>? = nil,
