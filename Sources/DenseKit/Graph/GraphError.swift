@@ -31,6 +31,7 @@ public enum GraphError: Error, CustomStringConvertible, Sendable, Equatable {
     /// non-positive variance...); `layer` names the layer or weight prefix.
     case invalidWeights(layer: String, message: String)
 
+    /// One line naming the node, value or input concerned.
     public var description: String {
         switch self {
         case .duplicateNode(let n): return "graph: two nodes are named \"\(n)\""
@@ -55,5 +56,6 @@ public struct LayerShapeError: Error, CustomStringConvertible, Sendable {
     public let message: String
     /// Creates the error.
     public init(_ message: String) { self.message = message }
+    /// The message.
     public var description: String { message }
 }

@@ -23,6 +23,34 @@ final class VoVNetModelTests: XCTestCase {
         XCTAssertTrue(out.values.allSatisfy { $0.scalars.allSatisfy { $0.isFinite } })
     }
 
+    func testStemStride2MovesTheFirstPoolIntoStage0() throws {
+        var c = smallConfig()
+        c.depthwise = false
+        c.stemStride = 2
+        let net = try VoVNet(config: c, weights: VoVNetRandomWeights.make(c, seed: 2))
+        XCTAssertTrue(net.graph.nodes.contains { $0.name == "stages.0.pool" })
+        let plan = try net.plan(inputShape: [1, 3, 64, 64])
+        XCTAssertEqual(plan.outputShapes, [[1, 12, 32, 32], [1, 16, 16, 16], [1, 24, 8, 8], [1, 32, 4, 4], [1, 40, 2, 2]])
+    }
+
+    /// One loaded model serves concurrent calls (each with its own arena) with identical results.
+    func testConcurrentCallsOnOneModel() throws {
+        let c = smallConfig()
+        let net = try VoVNet(config: c, weights: VoVNetRandomWeights.make(c, seed: 8))
+        let xs = (0..<4).map { GraphTestData.tensor([1, 3, 48, 56], seed: UInt64(50 + $0)) }
+        let want = try xs.map { try net.run($0) }
+        var got = [[String: Tensor]?](repeating: nil, count: 12)
+        let lock = NSLock()
+        DispatchQueue.concurrentPerform(iterations: 12) { i in
+            let r = try? net.run(xs[i % 4])
+            lock.lock(); got[i] = r; lock.unlock()
+        }
+        for i in 0..<12 {
+            let r = try XCTUnwrap(got[i])
+            for (k, v) in want[i % 4] { XCTAssertEqual(r[k]?.scalars, v.scalars, k) }
+        }
+    }
+
     func testTooSmallInputNamesThePool() throws {
         let c = smallConfig()
         let net = try VoVNet(config: c, weights: VoVNetRandomWeights.make(c))

@@ -18,6 +18,7 @@ public enum ModelConfigError: Error, CustomStringConvertible, Sendable, Equatabl
     /// The weights' naming cannot be recognised or contradicts the config.
     case keyStyle(model: String, message: String)
 
+    /// One line naming the model family and the field or keys.
     public var description: String {
         switch self {
         case let .invalidField(m, f, msg): return "\(m) config: field \"\(f)\": \(msg)"
