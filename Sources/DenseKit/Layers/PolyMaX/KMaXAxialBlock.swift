@@ -2,9 +2,10 @@ import Foundation
 
 /// One 1-D axial attention (`AxialAttention`, spec section 3.3) with its BNs folded / as affines.
 ///
-/// The relative-position tables (`[2*maxSpan-1, d]`) are used as views: for query position `l` the expanded
-/// table `R[l, 0..<L, :]` is the contiguous block of rows starting at `maxSpan-1-l`, so the expansion for any
-/// length `L <= maxSpan` needs no copy.
+/// The relative-position tables (`[2*maxSpan-1, d]`) are prepared once at load and then used as views: for query
+/// position `l` the expanded table `R[l, 0..<L, :]` (`R[l, m] = table[m - l + maxSpan - 1]`) is the contiguous block
+/// of rows starting at `maxSpan-1-l`, so the expansion for any length `L <= maxSpan` needs no copy. The query and
+/// key tables are stored transposed (`[d, rows]`) so that the logits loop runs contiguously over key positions.
 struct KMaXAxialAttention: Sendable {
     let cin: Int
     let keyDepth: Int
@@ -17,9 +18,19 @@ struct KMaXAxialAttention: Sendable {
     let similarity: KMaXAffine
     /// `[2Vd]` affine of `_batch_norm_retrieved_output` (content first).
     let retrieved: KMaXAffine
+    /// `[dk, rows]` (transposed at load).
     let queryTable: [Float]
+    /// `[dk, rows]` (transposed at load).
     let keyTable: [Float]
+    /// `[rows, dv]`.
     let valueTable: [Float]
+
+    /// `[rows, d]` -> `[d, rows]`.
+    static func transposed(_ t: [Float], rows: Int, cols: Int) -> [Float] {
+        var o = [Float](repeating: 0, count: t.count)
+        for r in 0..<rows { for c in 0..<cols { o[c * rows + r] = t[r * cols + c] } }
+        return o
+    }
 
     static func load(_ r: KMaXWeightReader, _ prefix: String, cin: Int, keyDepth kd: Int, valueDepth vd: Int,
                      heads: Int, maxSpan: Int, eps: Double) throws -> KMaXAxialAttention {
@@ -30,8 +41,8 @@ struct KMaXAxialAttention: Sendable {
             cin: cin, keyDepth: kd, valueDepth: vd, heads: heads, maxSpan: maxSpan, qkv: qkv,
             similarity: try KMaXAffine.load(r, prefix + "._batch_norm_similarity", channels: 3 * heads, eps: eps),
             retrieved: try KMaXAffine.load(r, prefix + "._batch_norm_retrieved_output", channels: 2 * vd, eps: eps),
-            queryTable: try r.tensor(prefix + "._query_rpe._embeddings.weight", shape: [rows, kd / heads]).scalars,
-            keyTable: try r.tensor(prefix + "._key_rpe._embeddings.weight", shape: [rows, kd / heads]).scalars,
+            queryTable: transposed(try r.tensor(prefix + "._query_rpe._embeddings.weight", shape: [rows, kd / heads]).scalars, rows: rows, cols: kd / heads),
+            keyTable: transposed(try r.tensor(prefix + "._key_rpe._embeddings.weight", shape: [rows, kd / heads]).scalars, rows: rows, cols: kd / heads),
             valueTable: try r.tensor(prefix + "._value_rpe._embeddings.weight", shape: [rows, vd / heads]).scalars)
     }
 
@@ -85,37 +96,32 @@ struct KMaXAxialAttention: Sendable {
                              tq: UnsafePointer<Float>, tk: UnsafePointer<Float>, tv: UnsafePointer<Float>,
                              sa: UnsafeBufferPointer<Float>, sb: UnsafeBufferPointer<Float>,
                              ra: UnsafeBufferPointer<Float>, rb: UnsafeBufferPointer<Float>) {
-        // Gather q, k [L, dk] and v [L, dv] (position-major).
+        // Gather q [L, dk] (position-major), k transposed [dk, L], v [L, dv].
+        let rows = 2 * span - 1
         let buf = UnsafeMutablePointer<Float>.allocate(capacity: L * (2 * dk + dv) + L + 2 * dv)
         defer { buf.deallocate() }
-        let q = buf, k = buf + L * dk, v = k + L * dk, wrow = v + L * dv, o1 = wrow + L, o2 = o1 + dv
+        let q = buf, kT = buf + L * dk, v = kT + L * dk, wrow = v + L * dv, o1 = wrow + L, o2 = o1 + dv
         for l in 0..<L {
             let pix = seqOffset + l * posStride
             for d in 0..<dk {
                 q[l * dk + d] = qkv[(head * dk + d) * hw + pix]
-                k[l * dk + d] = qkv[(kd + head * dk + d) * hw + pix]
+                kT[d * L + l] = qkv[(kd + head * dk + d) * hw + pix]
             }
             for d in 0..<dv { v[l * dv + d] = qkv[(2 * kd + head * dv + d) * hw + pix] }
         }
         let a0 = sa[head], a1 = sa[heads + head], a2 = sa[2 * heads + head]
         let c = sb[head] + sb[heads + head] + sb[2 * heads + head]
         for l in 0..<L {
-            let ql = q + l * dk
-            let rq = tq + (span - 1 - l) * dk     // Rq[l, m] = tq[span-1-l+m]
-            let rk = tk + (span - 1 - l) * dk
-            var mx = -Float.infinity
-            for m in 0..<L {
-                let km = k + m * dk, rqm = rq + m * dk, rkm = rk + m * dk
-                var s1: Float = 0, s2: Float = 0, s3: Float = 0
-                for d in 0..<dk {
-                    s1 += ql[d] * km[d]
-                    s2 += ql[d] * rqm[d]
-                    s3 += km[d] * rkm[d]
-                }
-                let logit = a0 * s1 + a1 * s2 + a2 * s3 + c
-                wrow[m] = logit
-                if logit > mx { mx = logit }
+            let off = span - 1 - l               // R[l, m] = table[off + m]
+            for m in 0..<L { wrow[m] = 0 }
+            for d in 0..<dk {
+                let qd = q[l * dk + d]
+                let qa = a0 * qd, qb = a1 * qd
+                let kr = kT + d * L, tqr = tq + d * rows + off, tkr = tk + d * rows + off
+                for m in 0..<L { wrow[m] += qa * kr[m] + qb * tqr[m] + a2 * kr[m] * tkr[m] }
             }
+            var mx = -Float.infinity
+            for m in 0..<L { let z = wrow[m] + c; wrow[m] = z; mx = max(mx, z) }
             var sum: Float = 0
             for m in 0..<L { let e = expf(wrow[m] - mx); wrow[m] = e; sum += e }
             let inv = 1 / sum

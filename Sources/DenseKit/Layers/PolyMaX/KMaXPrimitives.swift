@@ -125,7 +125,11 @@ struct KMaXPointwise: Sendable {
                 y.withUnsafeMutableBufferPointer { yp in
                     guard let xb = xp.baseAddress, let wb = wp.baseAddress, let yb = yp.baseAddress else { return }
                     BLAS.sgemm(m: cout, n: n, k: cin, a: wb, lda: cin, b: xb, ldb: n, c: yb, ldc: n)
-                    for o in 0..<cout { activation.apply(yb + o * n, count: n, bias: bias[o]) }
+                    for o in 0..<cout {
+                        let bo = bias[o], row = yb + o * n
+                        for i in 0..<n { row[i] += bo }
+                    }
+                    activation.apply(yb, count: cout * n)
                 }
             }
         }
@@ -199,17 +203,23 @@ enum KMaXMath {
     /// Channels-first LayerNorm of `[C, H*W]` (spec 1: biased variance, `eps`), per pixel over C.
     static func layerNormChannels(_ x: [Float], channels c: Int, pixels n: Int, weight: [Float], bias: [Float], eps: Float) -> [Float] {
         var y = [Float](repeating: 0, count: c * n)
+        var mean = [Float](repeating: 0, count: n), inv = [Float](repeating: 0, count: n)
         x.withUnsafeBufferPointer { xp in
             y.withUnsafeMutableBufferPointer { yp in
-                for p in 0..<n {
-                    var mean: Float = 0
-                    for ch in 0..<c { mean += xp[ch * n + p] }
-                    mean /= Float(c)
-                    var v: Float = 0
-                    for ch in 0..<c { let d = xp[ch * n + p] - mean; v += d * d }
-                    v /= Float(c)
-                    let inv = 1 / (v + eps).squareRoot()
-                    for ch in 0..<c { yp[ch * n + p] = (xp[ch * n + p] - mean) * inv * weight[ch] + bias[ch] }
+                mean.withUnsafeMutableBufferPointer { mp in
+                    inv.withUnsafeMutableBufferPointer { vp in
+                        guard let xb = xp.baseAddress, let yb = yp.baseAddress, let mb = mp.baseAddress, let vb = vp.baseAddress else { return }
+                        // Row-wise passes (contiguous, vectorisable): mean, biased variance, then normalise.
+                        for ch in 0..<c { let r = xb + ch * n; for p in 0..<n { mb[p] += r[p] } }
+                        let rc = 1 / Float(c)
+                        for p in 0..<n { mb[p] *= rc }
+                        for ch in 0..<c { let r = xb + ch * n; for p in 0..<n { let d = r[p] - mb[p]; vb[p] += d * d } }
+                        for p in 0..<n { vb[p] = 1 / (vb[p] * rc + eps).squareRoot() }
+                        for ch in 0..<c {
+                            let r = xb + ch * n, o = yb + ch * n, wc = weight[ch], bc = bias[ch]
+                            for p in 0..<n { o[p] = (r[p] - mb[p]) * vb[p] * wc + bc }
+                        }
+                    }
                 }
             }
         }

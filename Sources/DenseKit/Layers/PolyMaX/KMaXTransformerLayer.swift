@@ -36,12 +36,13 @@ struct KMaXPredictor: Sendable {
         let n = h * w
         var y = last(conv1(conv0(x, h: h, w: w), n: n), n: n)
         let e = embedDim
+        var norm = [Float](repeating: 0, count: n)
         y.withUnsafeMutableBufferPointer { p in
-            for i in 0..<n {
-                var s: Float = 0
-                for c in 0..<e { let v = p[c * n + i]; s += v * v }
-                let inv = 1 / max(s.squareRoot(), 1e-12)
-                for c in 0..<e { p[c * n + i] *= inv }
+            norm.withUnsafeMutableBufferPointer { q in
+                guard let pb = p.baseAddress, let qb = q.baseAddress else { return }
+                for c in 0..<e { let r = pb + c * n; for i in 0..<n { qb[i] += r[i] * r[i] } }
+                for i in 0..<n { qb[i] = 1 / max(qb[i].squareRoot(), 1e-12) }
+                for c in 0..<e { let r = pb + c * n; for i in 0..<n { r[i] *= qb[i] } }
             }
         }
         return y
@@ -79,12 +80,22 @@ struct KMaXPredictor: Sendable {
 /// Argmax over clusters of mask logits `[K, n]` per pixel; ties resolve to the lowest cluster index.
 func kmaxAssignment(_ ml: [Float], clusters k: Int, pixels n: Int) -> [Int32] {
     var a = [Int32](repeating: 0, count: n)
+    if k == 0 || n == 0 { return a }
+    var best = Array(ml[0..<n])
     ml.withUnsafeBufferPointer { p in
-        for i in 0..<n {
-            var best = 0
-            var bv = p[i]
-            for j in 1..<max(k, 1) where p[j * n + i] > bv { bv = p[j * n + i]; best = j }
-            a[i] = Int32(best)
+        a.withUnsafeMutableBufferPointer { ap in
+            best.withUnsafeMutableBufferPointer { bp in
+                guard let pb = p.baseAddress, let ab = ap.baseAddress, let bb = bp.baseAddress else { return }
+                // Row by row (contiguous): a strictly greater value replaces, so ties keep the lowest index.
+                for j in 1..<k {
+                    let r = pb + j * n, jj = Int32(j)
+                    for i in 0..<n {
+                        let v = r[i], gt = v > bb[i]
+                        bb[i] = gt ? v : bb[i]
+                        ab[i] = gt ? jj : ab[i]
+                    }
+                }
+            }
         }
     }
     return a
