@@ -129,7 +129,7 @@ struct KMaXPointwise: Sendable {
                         let bo = bias[o], row = yb + o * n
                         for i in 0..<n { row[i] += bo }
                     }
-                    activation.apply(yb, count: cout * n)
+                    KMaXMath.applyParallel(activation, yb, count: cout * n)
                 }
             }
         }
@@ -179,12 +179,25 @@ struct KMaXSpatialConv: @unchecked Sendable {
 
 /// Small element-wise helpers on one image.
 enum KMaXMath {
+    /// Values per parallel chunk of an element-wise activation (fixed, so results do not depend on the thread count).
+    static let chunk = 16384
+
+    /// `x = act(x)` in place, split into fixed chunks over `Threading.parallelFor`.
+    static func applyParallel(_ act: Activation, _ x: UnsafeMutablePointer<Float>, count: Int) {
+        if act == .none || count <= 0 { return }
+        let chunks = (count + chunk - 1) / chunk
+        Threading.parallelFor(chunks) { c in
+            let lo = c * chunk
+            act.apply(x + lo, count: min(chunk, count - lo))
+        }
+    }
+
     /// Exact GELU of every element (a copy).
     static func gelu(_ x: [Float]) -> [Float] {
         var y = x
         y.withUnsafeMutableBufferPointer { p in
             guard let b = p.baseAddress else { return }
-            Activation.gelu.apply(b, count: p.count)
+            applyParallel(.gelu, b, count: p.count)
         }
         return y
     }
