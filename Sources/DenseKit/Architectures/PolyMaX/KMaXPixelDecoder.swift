@@ -74,8 +74,8 @@ public final class KMaXPixelDecoder: Sendable {
         self.fuseHigh = high
     }
 
-    /// Runs the decoder on one image's features (stage order: res5, res4, res3, res2), returning the four stage
-    /// outputs (OS32, OS16, OS8, OS4). `blockHook` sees every axial block's attention output (tests).
+    /// Runs the decoder on one image's features (stage order: res5, res4, res3, res2, each `[C, H, W]`), returning
+    /// the four stage outputs (OS32, OS16, OS8, OS4), each `[4 b_i, H_i, W_i]`.
     func run(features f: [Map]) throws -> [Map] {
         guard f.count == 4 else { throw PolyMaXError.shape("pixel decoder needs 4 features") }
         var outs: [Map] = []
