@@ -94,6 +94,13 @@ final class ConvKernelTests: XCTestCase {
             C(cin: 4, cout: 8, k: 3, kw: 3, s: 3, sw: 3, p: 0, pw: 1, d: 1, g: 4),           // stride-3 depthwise
             C(cin: 4, cout: 4, k: 3, kw: 3, s: 2, sw: 1, p: 1, pw: 1, d: 1, g: 4),           // uneven stride depthwise
             C(cin: 5, cout: 7, k: 1, kw: 1, s: 2, sw: 2, p: 0, pw: 0, d: 1, g: 1),
+            C(cin: 6, cout: 8, k: 3, kw: 5, s: 1, sw: 2, p: 2, pw: 1, d: 2, g: 2, pre: [1, 0, 2, 1], act: .hardSwish),
+            C(cin: 4, cout: 6, k: 7, kw: 1, s: 1, sw: 1, p: 3, pw: 0, d: 1, g: 1),
+            // Stride-2 depthwise whose last 16-column block must load from the right edge.
+            C(cin: 3, cout: 3, k: 3, kw: 3, s: 2, sw: 2, p: 1, pw: 1, d: 1, g: 3, act: .relu, h: 9, w: 128),
+            C(cin: 3, cout: 6, k: 5, kw: 5, s: 2, sw: 2, p: 2, pw: 2, d: 1, g: 3, h: 8, w: 100),
+            C(cin: 2, cout: 2, k: 3, kw: 3, s: 2, sw: 2, p: 0, pw: 0, d: 1, g: 2, h: 7, w: 67),
+            C(cin: 2, cout: 2, k: 3, kw: 3, s: 1, sw: 1, p: 1, pw: 1, d: 1, g: 2, h: 5, w: 18),
         ]
         for (i, c) in configs.enumerated() {
             let p = Conv2dParameters(inChannels: c.cin, outChannels: c.cout, kernelH: c.k, kernelW: c.kw, strideH: c.s, strideW: c.sw,
@@ -136,23 +143,28 @@ final class ConvKernelTests: XCTestCase {
     func testTiledIm2colMatchesUntiled() throws {
         var rng = KAGenerator(seed: 3)
         let configs = [
+            // Row-shift kernel (stride 1); small bounds force few-row tiles, then the im2col fallback.
             Conv2dParameters(inChannels: 8, outChannels: 16, kernelH: 3, kernelW: 3, padH: 1, padW: 1, activation: .relu),
+            Conv2dParameters(inChannels: 6, outChannels: 8, kernelH: 3, kernelW: 3, strideW: 2, padH: 2, padW: 1, dilationH: 2, groups: 2, prePad: [0, 1, 1, 2]),
+            // Plain im2col kernel (stride 2).
             Conv2dParameters(inChannels: 6, outChannels: 8, kernelH: 3, kernelW: 3, strideH: 2, strideW: 2, padH: 1, padW: 1, groups: 2, prePad: [1, 0, 2, 1]),
         ]
-        for p in configs {
+        for (i, p) in configs.enumerated() {
             Conv2dOperator.im2colBound = 8 << 20
             let x = rng.tensor([2, p.inChannels, 29, 37])
             let op = try Conv2dOperator(p, weight: rng.tensor([p.outChannels, p.inChannels / p.groups, 3, 3]), bias: rng.tensor([p.outChannels]))
+            XCTAssertEqual(op.path, i < 2 ? .rowShift : .im2col)
             let untiled = op(x)
+            let reference = referenceConv2d(x, try op.weightTensor(), try op.biasTensor(), p)
+            assertClose(untiled, reference, "untiled vs reference \(i)")
             let k = p.inChannels / p.groups * 9
-            XCTAssertEqual(op.workspaceCount(batch: 2, height: 29, width: 37), k * op.parameters.outputSize(height: 29, width: 37).height * op.parameters.outputSize(height: 29, width: 37).width)
-            for bound in [k * 50, k * 7, k] {       // several rows, a part of a row, one pixel per tile
+            for bound in [k * 200, k * 50, k * 7, k] {   // many rows, a few rows, a part of a row, one pixel per tile
                 Conv2dOperator.im2colBound = bound
                 XCTAssertLessThanOrEqual(op.workspaceCount(batch: 2, height: 29, width: 37), bound)
                 let tiled = op(x)
                 // Narrow tiles make OpenBLAS use its small-matrix kernels: equal up to float rounding.
-                assertClose(tiled, untiled, tol: 2e-6, "bound \(bound)")
-                assertClose(tiled, referenceConv2d(x, try op.weightTensor(), try op.biasTensor(), p), "bound \(bound) vs reference")
+                assertClose(tiled, untiled, tol: 2e-6, "config \(i) bound \(bound)")
+                assertClose(tiled, reference, "config \(i) bound \(bound) vs reference")
             }
         }
     }
@@ -215,6 +227,11 @@ extension Conv2dOperator {
         let p = parameters
         let shape = [p.outChannels, p.inChannels / p.groups, p.kernelH, p.kernelW]
         let n = shape.reduce(1, *)
+        if path == .rowShift {
+            let w = standardWeights()
+            defer { w.deallocate() }
+            return Tensor(shape: shape, values: Array(UnsafeBufferPointer(start: w, count: n)))
+        }
         return Tensor(shape: shape, values: Array(UnsafeBufferPointer(start: packedWeight, count: n)))
     }
     func biasTensor() throws -> Tensor? {

@@ -7,10 +7,17 @@ import Foundation
 /// - **1x1, stride 1, no padding**: one `BLAS.sgemm` per image and group on the input itself
 ///   (`Y[C_out/g, H*W] = W[C_out/g, C_in/g] * X[C_in/g, H*W]`), no im2col.
 /// - **depthwise** (`groups == C_in`, `C_out = m * C_in`): a direct SIMD kernel (`DepthwiseConv`).
-/// - **everything else**: im2col + `BLAS.sgemm`, tiled over output pixels so that the column
-///   buffer never exceeds `Conv2dOperator.im2colBound` floats whatever the image size. Each
-///   tile's GEMM writes straight into the output (leading dimension `H_out*W_out`) and the
-///   bias + activation epilogue runs on that tile while it is still in cache.
+/// - **vertical stride 1, kH > 1** (3x3, 5x5, 7x7, 3x1 ... stride-1 rows): a *row-shift* im2col.
+///   The column matrix holds only the `C_in/g * kW` horizontal taps of a window of input rows
+///   (`[C_in/g * kW, (rows + (kH-1)*dH) * W_out]`), and kernel row `a` is one GEMM whose B is
+///   that matrix shifted by `a*dH` rows: `Y[:, tile] += W_a * col[:, a*dH*W_out ...]`. The
+///   column buffer is kH times smaller than a full im2col, so it stays in cache.
+/// - **everything else**: im2col + `BLAS.sgemm`, tiled over output pixels.
+///
+/// Both im2col kernels are tiled over the output so that the column buffer never exceeds
+/// `Conv2dOperator.im2colBound` floats whatever the image size. Each tile's GEMMs write
+/// straight into the output (leading dimension `H_out*W_out`) and the bias + activation
+/// epilogue runs on that tile while it is still in cache.
 ///
 /// `forward` keeps no mutable state: one operator may be used from several threads at once
 /// (OpenBLAS calls are serialised by `BLAS.sgemm`). Results do not depend on
@@ -24,10 +31,16 @@ public final class Conv2dOperator: @unchecked Sendable {
     nonisolated(unsafe) static var im2colBound: Int = 8 << 20
     /// Preferred im2col tile size in floats (cache-friendly); never above `im2colBound`.
     nonisolated(unsafe) static var im2colTarget: Int = 1 << 19
+    /// Preferred row-shift column tile size in floats; never above `im2colBound`.
+    nonisolated(unsafe) static var rowShiftTarget: Int = 1 << 20
+    /// Smallest GEMM N (output pixels per tile) the tilers aim for, bound permitting.
+    nonisolated(unsafe) static var minTileColumns: Int = 2048
 
-    enum Path { case pointwise, depthwise, im2col }
+    enum Path { case pointwise, depthwise, im2col, rowShift }
     let path: Path
-    /// Weights `[C_out, C_in/groups * kH * kW]`, row-major (PyTorch's layout, contiguous and aligned).
+    /// Weights. `.rowShift`: per group and kernel row `a`, `[C_out/g, C_in/g * kW]`
+    /// (index `((g*kH + a)*C_out/g + o)*(C_in/g*kW) + c*kW + b`). Other paths:
+    /// `[C_out, C_in/groups * kH * kW]`, PyTorch's layout. Contiguous and 64-byte aligned.
     let packedWeight: UnsafeMutablePointer<Float>
     /// Bias `[C_out]` or nil.
     let packedBias: UnsafeMutablePointer<Float>?
@@ -53,16 +66,64 @@ public final class Conv2dOperator: @unchecked Sendable {
         } else if p.kernelH == 1 && p.kernelW == 1 && p.strideH == 1 && p.strideW == 1
                     && p.padH == 0 && p.padW == 0 && p.prePad.allSatisfy({ $0 == 0 }) {
             path = .pointwise
+        } else if p.strideH == 1 && p.kernelH > 1 {
+            path = .rowShift
         } else {
             path = .im2col
         }
-        packedWeight = Conv2dOperator.allocateCopy(weight)
+        if path == .rowShift {
+            packedWeight = Conv2dOperator.rowShiftPack(weight, p)
+        } else {
+            packedWeight = Conv2dOperator.allocateCopy(weight)
+        }
         packedBias = bias.map { Conv2dOperator.allocateCopy($0) }
     }
 
     deinit {
         packedWeight.deallocate()
         packedBias?.deallocate()
+    }
+
+    /// Repacks `[C_out, C_in/g, kH, kW]` into per-group, per-kernel-row matrices `[C_out/g, C_in/g * kW]`.
+    static func rowShiftPack(_ t: Tensor, _ p: Conv2dParameters) -> UnsafeMutablePointer<Float> {
+        let cinG = p.inChannelsPerGroup, coutG = p.outChannelsPerGroup, kH = p.kernelH, kW = p.kernelW
+        let kp = cinG * kW
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(1, t.count) * MemoryLayout<Float>.stride, alignment: 64)
+        let dst = raw.bindMemory(to: Float.self, capacity: max(1, t.count))
+        t.withUnsafeBufferPointer { w in
+            for o in 0..<p.outChannels {
+                let g = o / coutG, ol = o - g * coutG
+                for c in 0..<cinG {
+                    for a in 0..<kH {
+                        for b in 0..<kW {
+                            dst[((g * kH + a) * coutG + ol) * kp + c * kW + b] = w[((o * cinG + c) * kH + a) * kW + b]
+                        }
+                    }
+                }
+            }
+        }
+        return dst
+    }
+
+    /// The PyTorch-layout weights, rebuilt from the row-shift packing (used when an image is too
+    /// wide for the row-shift tiles).
+    func standardWeights() -> UnsafeMutablePointer<Float> {
+        let p = parameters
+        let cinG = p.inChannelsPerGroup, coutG = p.outChannelsPerGroup, kH = p.kernelH, kW = p.kernelW
+        let kp = cinG * kW
+        let n = p.outChannels * cinG * kH * kW
+        let dst = UnsafeMutablePointer<Float>.allocate(capacity: max(1, n))
+        for o in 0..<p.outChannels {
+            let g = o / coutG, ol = o - g * coutG
+            for c in 0..<cinG {
+                for a in 0..<kH {
+                    for b in 0..<kW {
+                        dst[((o * cinG + c) * kH + a) * kW + b] = packedWeight[((g * kH + a) * coutG + ol) * kp + c * kW + b]
+                    }
+                }
+            }
+        }
+        return dst
     }
 
     static func allocateCopy(_ t: Tensor) -> UnsafeMutablePointer<Float> {
@@ -83,22 +144,54 @@ public final class Conv2dOperator: @unchecked Sendable {
         let bound = max(1, Conv2dOperator.im2colBound)
         let target = min(bound, max(1, Conv2dOperator.im2colTarget))
         var tile = max(1, target / k)
-        // Keep the GEMM's N large: never go below 1024 columns unless the hard bound says so.
-        tile = max(tile, min(1024, bound / k))
+        // Keep the GEMM's N large unless the hard bound says otherwise.
+        tile = max(tile, min(Conv2dOperator.minTileColumns, bound / k))
         tile = max(1, min(tile, outPixels))
         // Balance the tiles so the last one is not a sliver.
         let tiles = (outPixels + tile - 1) / tile
         return (outPixels + tiles - 1) / tiles
     }
 
+    /// Rows `C_in/g * kW` of the row-shift column matrix (the GEMM's K per kernel row).
+    var rowShiftK: Int { parameters.inChannelsPerGroup * parameters.kernelW }
+    /// Extra input rows a row-shift tile needs below its output rows: `(kH-1)*dH`.
+    var rowShiftHalo: Int { (parameters.kernelH - 1) * parameters.dilationH }
+
+    /// Output rows per row-shift tile, or nil when a single row does not fit the bound
+    /// (the forward then falls back to the plain im2col kernel).
+    func rowShiftTileRows(outH: Int, outW: Int) -> Int? {
+        let k = max(1, rowShiftK), halo = rowShiftHalo
+        let bound = max(1, Conv2dOperator.im2colBound)
+        // Largest window (rows + halo) the bound allows.
+        let maxWindow = bound / (k * max(1, outW))
+        if maxWindow < 1 + halo { return nil }
+        let target = min(bound, max(1, Conv2dOperator.rowShiftTarget))
+        var rows = target / (k * max(1, outW)) - halo
+        // Keep the GEMM's N large when the bound allows it.
+        let minRows = (Conv2dOperator.minTileColumns + outW - 1) / max(1, outW)
+        rows = max(rows, min(minRows, maxWindow - halo))
+        rows = max(1, min(rows, maxWindow - halo, outH))
+        // Balance the tiles.
+        let tiles = (outH + rows - 1) / rows
+        return (outH + tiles - 1) / tiles
+    }
+
     /// Floats of scratch one `forward` needs for an input of `batch x C_in x height x width`:
-    /// the im2col tile (at most `max(im2colBound, K)` floats), 0 for the 1x1 and depthwise kernels.
+    /// the column tile (at most `max(im2colBound, K)` floats), 0 for the 1x1 and depthwise kernels.
     public func workspaceCount(batch: Int, height: Int, width: Int) -> Int {
-        guard path == .im2col else { return 0 }
         let o = parameters.outputSize(height: height, width: width)
         let px = o.height * o.width
         if px <= 0 { return 0 }
-        return gemmK * tilePixels(outPixels: px)
+        switch path {
+        case .pointwise, .depthwise: return 0
+        case .rowShift:
+            if let rows = rowShiftTileRows(outH: o.height, outW: o.width) {
+                return rowShiftK * (rows + rowShiftHalo) * o.width
+            }
+            return gemmK * tilePixels(outPixels: px)
+        case .im2col:
+            return gemmK * tilePixels(outPixels: px)
+        }
     }
 
     /// Output shape `[batch, C_out, H_out, W_out]` for an input of `height x width`.
@@ -131,14 +224,19 @@ public final class Conv2dOperator: @unchecked Sendable {
                                   geometry: g, weight: packedWeight, bias: packedBias, activation: p.activation, output: output)
         case .pointwise:
             forwardPointwise(input: input, batch: batch, g: g, output: output)
-        case .im2col:
+        case .im2col, .rowShift:
             let need = workspaceCount(batch: batch, height: height, width: width)
-            if let ws = workspace {
-                forwardIm2col(input: input, batch: batch, g: g, output: output, col: ws)
+            let owned = workspace == nil ? UnsafeMutablePointer<Float>.allocate(capacity: max(1, need)) : nil
+            defer { owned?.deallocate() }
+            guard let col = workspace ?? owned else { return }
+            if path == .rowShift, let rows = rowShiftTileRows(outH: g.outH, outW: g.outW) {
+                forwardRowShift(input: input, batch: batch, g: g, tileRows: rows, output: output, col: col)
+            } else if path == .rowShift {
+                let w = standardWeights()
+                defer { w.deallocate() }
+                forwardIm2col(input: input, batch: batch, g: g, weight: w, output: output, col: col)
             } else {
-                let ws = UnsafeMutablePointer<Float>.allocate(capacity: max(1, need))
-                defer { ws.deallocate() }
-                forwardIm2col(input: input, batch: batch, g: g, output: output, col: ws)
+                forwardIm2col(input: input, batch: batch, g: g, weight: packedWeight, output: output, col: col)
             }
         }
     }
@@ -162,7 +260,7 @@ public final class Conv2dOperator: @unchecked Sendable {
     }
 
     /// im2col + GEMM, tiled over output pixels.
-    private func forwardIm2col(input: UnsafePointer<Float>, batch: Int, g: ConvGeometry,
+    private func forwardIm2col(input: UnsafePointer<Float>, batch: Int, g: ConvGeometry, weight: UnsafePointer<Float>,
                                output: UnsafeMutablePointer<Float>, col: UnsafeMutablePointer<Float>) {
         let p = parameters
         let cinG = p.inChannelsPerGroup, coutG = p.outChannelsPerGroup
@@ -178,12 +276,48 @@ public final class Conv2dOperator: @unchecked Sendable {
                     let x = input + (n * p.inChannels + grp * cinG) * g.inPixels
                     Im2col.fill(input: x, channels: cinG, geometry: g, pixel0: p0, count: cnt, col: col)
                     let y = output + (n * p.outChannels + grp * coutG) * px + p0
-                    BLAS.sgemm(m: coutG, n: cnt, k: k, a: packedWeight + grp * coutG * k, lda: k,
+                    BLAS.sgemm(m: coutG, n: cnt, k: k, a: weight + grp * coutG * k, lda: k,
                                b: col, ldb: cnt, c: y, ldc: px)
                 }
                 ConvEpilogue.apply(output: output + n * p.outChannels * px, channels: p.outChannels, planeStride: px,
                                    offset: p0, count: cnt, bias: biasPtr, activation: p.activation)
                 p0 += cnt
+            }
+        }
+    }
+
+    /// Row-shift im2col (vertical stride 1): per tile of output rows, one column matrix of the
+    /// horizontal taps over the tile's input-row window, then one accumulating GEMM per kernel row.
+    private func forwardRowShift(input: UnsafePointer<Float>, batch: Int, g: ConvGeometry, tileRows: Int,
+                                 output: UnsafeMutablePointer<Float>, col: UnsafeMutablePointer<Float>) {
+        let p = parameters
+        let cinG = p.inChannelsPerGroup, coutG = p.outChannelsPerGroup
+        let kp = rowShiftK, halo = rowShiftHalo, kH = p.kernelH
+        let px = g.outPixels, ow = g.outW
+        // The window im2col is a 1-row-kernel im2col over virtual output rows oh' whose input row
+        // is oh' - padTop: row r of a tile starting at output row oh0 holds input row oh0 + r - padTop.
+        var wg = g
+        wg.kernelH = 1
+        wg.dilationH = 1
+        wg.outH = g.outH + halo
+        let biasPtr = packedBias.map { UnsafePointer($0) }
+        for n in 0..<batch {
+            var oh0 = 0
+            while oh0 < g.outH {
+                let rows = min(tileRows, g.outH - oh0)
+                let window = rows + halo
+                for grp in 0..<p.groups {
+                    let x = input + (n * p.inChannels + grp * cinG) * g.inPixels
+                    Im2col.fill(input: x, channels: cinG, geometry: wg, pixel0: oh0 * ow, count: window * ow, col: col)
+                    let y = output + (n * p.outChannels + grp * coutG) * px + oh0 * ow
+                    for a in 0..<kH {
+                        BLAS.sgemm(m: coutG, n: rows * ow, k: kp, a: packedWeight + (grp * kH + a) * coutG * kp, lda: kp,
+                                   b: col + a * p.dilationH * ow, ldb: window * ow, beta: a == 0 ? 0 : 1, c: y, ldc: px)
+                    }
+                }
+                ConvEpilogue.apply(output: output + n * p.outChannels * px, channels: p.outChannels, planeStride: px,
+                                   offset: oh0 * ow, count: rows * ow, bias: biasPtr, activation: p.activation)
+                oh0 += rows
             }
         }
     }

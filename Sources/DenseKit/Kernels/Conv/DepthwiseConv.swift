@@ -37,80 +37,133 @@ enum DepthwiseConv {
                       bias: Float, activation: Activation, g: ConvGeometry) {
         let unit = g.dilationH == 1 && g.dilationW == 1 && g.strideH == g.strideW
         switch (g.kernelH, g.kernelW, g.strideW, unit) {
-        case (3, 3, 1, true): planeImpl(src, dst, w, bias, activation, g, kH: 3, kW: 3, sW: 1)
-        case (3, 3, 2, true): planeImpl(src, dst, w, bias, activation, g, kH: 3, kW: 3, sW: 2)
-        case (5, 5, 1, true): planeImpl(src, dst, w, bias, activation, g, kH: 5, kW: 5, sW: 1)
-        case (5, 5, 2, true): planeImpl(src, dst, w, bias, activation, g, kH: 5, kW: 5, sW: 2)
+        case (3, 3, 1, true): plane3x3s1(src, dst, w, bias, activation, g)
+        case (3, 3, 2, true): plane3x3s2(src, dst, w, bias, activation, g)
+        case (5, 5, 1, true): plane5x5s1(src, dst, w, bias, activation, g)
+        case (5, 5, 2, true): plane5x5s2(src, dst, w, bias, activation, g)
         default: planeImpl(src, dst, w, bias, activation, g, kH: g.kernelH, kW: g.kernelW, sW: g.strideW)
         }
+    }
+
+    // Separate non-inlined entry points so that each gets its own copy of `planeImpl` with
+    // constant sizes (fully unrolled taps).
+    @inline(never) static func plane3x3s1(_ s: UnsafePointer<Float>, _ d: UnsafeMutablePointer<Float>, _ w: UnsafePointer<Float>,
+                                          _ b: Float, _ a: Activation, _ g: ConvGeometry) {
+        planeImpl(s, d, w, b, a, g, kH: 3, kW: 3, sW: 1)
+    }
+    @inline(never) static func plane3x3s2(_ s: UnsafePointer<Float>, _ d: UnsafeMutablePointer<Float>, _ w: UnsafePointer<Float>,
+                                          _ b: Float, _ a: Activation, _ g: ConvGeometry) {
+        planeImpl(s, d, w, b, a, g, kH: 3, kW: 3, sW: 2)
+    }
+    @inline(never) static func plane5x5s1(_ s: UnsafePointer<Float>, _ d: UnsafeMutablePointer<Float>, _ w: UnsafePointer<Float>,
+                                          _ b: Float, _ a: Activation, _ g: ConvGeometry) {
+        planeImpl(s, d, w, b, a, g, kH: 5, kW: 5, sW: 1)
+    }
+    @inline(never) static func plane5x5s2(_ s: UnsafePointer<Float>, _ d: UnsafeMutablePointer<Float>, _ w: UnsafePointer<Float>,
+                                          _ b: Float, _ a: Activation, _ g: ConvGeometry) {
+        planeImpl(s, d, w, b, a, g, kH: 5, kW: 5, sW: 2)
     }
 
     @inline(__always)
     static func planeImpl(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ w: UnsafePointer<Float>,
                           _ bias: Float, _ activation: Activation, _ g: ConvGeometry,
                           kH: Int, kW: Int, sW: Int) {
-        let dW = g.dilationW
+        let dW = g.dilationW, dH = g.dilationH, width = g.width, padLeft = g.padLeft
         // Interior columns: every tap column inside the input.
         let first = g.validColumns(tapColumn: 0)
         let last = g.validColumns(tapColumn: kW - 1)
         let cLo = max(first.lo, last.lo)
         let cHi = max(cLo, min(first.hi, last.hi))
-        // Last input column a 16-lane block starting at `ow` touches (relative to ow*sW).
-        let span = (sW == 1 ? 15 : (sW == 2 ? 31 : 15 * sW)) + (kW - 1) * dW - g.padLeft
+        // Last input column a 16-lane block starting at `ow` reads, relative to ow*sW.
+        let span = (sW == 1 ? 15 : 31) &+ (kW &- 1) &* dW &- padLeft
+        let vector = sW <= 2 && cHi - cLo >= 16
         for oh in 0..<g.outH {
-            let row = dst + oh * g.outW
-            let ihBase = oh * g.strideH - g.padTop
+            let row = dst + (oh &* g.outW)
+            let ihBase = oh &* g.strideH &- g.padTop
             // Kernel rows inside the input for this output row.
             var aLo = 0
-            while aLo < kH && ihBase + aLo * g.dilationH < 0 { aLo += 1 }
+            while aLo < kH && ihBase &+ aLo &* dH < 0 { aLo &+= 1 }
             var aHi = kH
-            while aHi > aLo && ihBase + (aHi - 1) * g.dilationH >= g.height { aHi -= 1 }
+            while aHi > aLo && ihBase &+ (aHi &- 1) &* dH >= g.height { aHi &-= 1 }
+            let base = src + (ihBase &* width &- padLeft)
             // Left border.
             var ow = 0
-            while ow < cLo { row[ow] = borderPixel(src, w, bias, g, ow: ow, ihBase: ihBase, aLo: aLo, aHi: aHi, kW: kW); ow += 1 }
-            // Interior, 16 columns at a time.
-            if sW <= 2 {
-                while ow + 16 <= cHi && ow * sW + span <= g.width - 1 {
-                    var acc = SIMD16<Float>(repeating: bias)
-                    var a = aLo
-                    while a < aHi {
-                        let inRow = src + (ihBase + a * g.dilationH) * g.width + ow * sW - g.padLeft
-                        let wRow = w + a * kW
-                        var b = 0
-                        while b < kW {
-                            let p = inRow + b * dW
-                            let v: SIMD16<Float>
-                            if sW == 1 {
-                                v = UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self)
-                            } else {
-                                v = UnsafeRawPointer(p).loadUnaligned(as: SIMD32<Float>.self).evenHalf
-                            }
-                            acc += wRow[b] * v
-                            b += 1
-                        }
-                        a += 1
+            while ow < cLo { row[ow] = borderPixel(src, w, bias, g, ow: ow, ihBase: ihBase, aLo: aLo, aHi: aHi, kW: kW); ow &+= 1 }
+            if vector {
+                // Interior, 16 columns at a time; the last block overlaps the previous one instead
+                // of falling back to scalar code (it recomputes identical values). Each block is
+                // stored only after the next one is computed: input and output planes often share
+                // their address bits 0-11, and loads right after a store to the same 4K offset stall.
+                var pending = SIMD16<Float>()
+                var pendingAt = -1
+                while ow < cHi {
+                    var start = ow
+                    if start &+ 16 > cHi { start = cHi &- 16 }
+                    let acc: SIMD16<Float>
+                    if sW == 1 || start &* 2 &+ span <= width &- 1 {
+                        acc = block(base, w, bias, start, aLo, aHi, kW, sW, dW, dH, width, shifted: false)
+                    } else if start &* 2 &- padLeft &- 1 >= 0 {
+                        // Stride 2 near the right edge: load one float earlier and take the odd lanes.
+                        acc = block(base, w, bias, start, aLo, aHi, kW, sW, dW, dH, width, shifted: true)
+                    } else {
+                        break
                     }
-                    UnsafeMutableRawPointer(row + ow).storeBytes(of: acc, as: SIMD16<Float>.self)
-                    ow += 16
+                    if pendingAt >= 0 { UnsafeMutableRawPointer(row + pendingAt).storeBytes(of: pending, as: SIMD16<Float>.self) }
+                    pending = acc
+                    pendingAt = start
+                    ow = start &+ 16
                 }
+                if pendingAt >= 0 { UnsafeMutableRawPointer(row + pendingAt).storeBytes(of: pending, as: SIMD16<Float>.self) }
             }
             // Interior remainder (scalar, no bounds checks needed).
             while ow < cHi {
                 var acc = bias
                 var a = aLo
                 while a < aHi {
-                    let inRow = src + (ihBase + a * g.dilationH) * g.width + ow * sW - g.padLeft
-                    let wRow = w + a * kW
-                    for b in 0..<kW { acc += wRow[b] * inRow[b * dW] }
-                    a += 1
+                    let inRow = base + (a &* dH &* width &+ ow &* sW)
+                    let wRow = w + (a &* kW)
+                    for b in 0..<kW { acc += wRow[b] * inRow[b &* dW] }
+                    a &+= 1
                 }
                 row[ow] = acc
-                ow += 1
+                ow &+= 1
             }
             // Right border.
-            while ow < g.outW { row[ow] = borderPixel(src, w, bias, g, ow: ow, ihBase: ihBase, aLo: aLo, aHi: aHi, kW: kW); ow += 1 }
+            while ow < g.outW { row[ow] = borderPixel(src, w, bias, g, ow: ow, ihBase: ihBase, aLo: aLo, aHi: aHi, kW: kW); ow &+= 1 }
             ConvEpilogue.applyPlane(row, count: g.outW, bias: 0, activation: activation)
         }
+    }
+
+    /// 16 interior output columns starting at `ow`, accumulated over all valid taps in registers (returned).
+    /// `base` points at input row `ihBase`, column `-padLeft`. For stride 2, `shifted` loads
+    /// 32 floats starting one earlier and keeps the odd lanes (so the read never passes the
+    /// last tap column).
+    @inline(__always)
+    static func block(_ base: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
+                      _ bias: Float, _ ow: Int, _ aLo: Int, _ aHi: Int, _ kW: Int, _ sW: Int, _ dW: Int, _ dH: Int,
+                      _ width: Int, shifted: Bool) -> SIMD16<Float> {
+        var acc = SIMD16<Float>(repeating: bias)
+        var a = aLo
+        while a < aHi {
+            let inRow = base + (a &* dH &* width &+ ow &* sW)
+            let wRow = w + (a &* kW)
+            var b = 0
+            while b < kW {
+                let p = inRow + (b &* dW)
+                let v: SIMD16<Float>
+                if sW == 1 {
+                    v = UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self)
+                } else if shifted {
+                    v = UnsafeRawPointer(p - 1).loadUnaligned(as: SIMD32<Float>.self).oddHalf
+                } else {
+                    v = UnsafeRawPointer(p).loadUnaligned(as: SIMD32<Float>.self).evenHalf
+                }
+                acc += wRow[b] * v
+                b &+= 1
+            }
+            a &+= 1
+        }
+        return acc
     }
 
     /// One output pixel with per-tap column checks (window partly outside the input).
