@@ -222,15 +222,21 @@ enum KMaXMath {
                 mean.withUnsafeMutableBufferPointer { mp in
                     inv.withUnsafeMutableBufferPointer { vp in
                         guard let xb = xp.baseAddress, let yb = yp.baseAddress, let mb = mp.baseAddress, let vb = vp.baseAddress else { return }
-                        // Row-wise passes (contiguous, vectorisable): mean, biased variance, then normalise.
-                        for ch in 0..<c { let r = xb + ch * n; for p in 0..<n { mb[p] += r[p] } }
-                        let rc = 1 / Float(c)
-                        for p in 0..<n { mb[p] *= rc }
-                        for ch in 0..<c { let r = xb + ch * n; for p in 0..<n { let d = r[p] - mb[p]; vb[p] += d * d } }
-                        for p in 0..<n { vb[p] = 1 / (vb[p] * rc + eps).squareRoot() }
-                        for ch in 0..<c {
-                            let r = xb + ch * n, o = yb + ch * n, wc = weight[ch], bc = bias[ch]
-                            for p in 0..<n { o[p] = (r[p] - mb[p]) * vb[p] * wc + bc }
+                        // Fixed pixel chunks in parallel; inside a chunk, row-wise passes (contiguous, vectorisable):
+                        // mean, biased variance, then normalise.
+                        let pc = 2048
+                        Threading.parallelFor((n + pc - 1) / pc) { chunk in
+                            let lo = chunk * pc, cnt = min(pc, n - lo)
+                            let m = mb + lo, v = vb + lo
+                            for ch in 0..<c { let r = xb + ch * n + lo; for p in 0..<cnt { m[p] += r[p] } }
+                            let rc = 1 / Float(c)
+                            for p in 0..<cnt { m[p] *= rc }
+                            for ch in 0..<c { let r = xb + ch * n + lo; for p in 0..<cnt { let d = r[p] - m[p]; v[p] += d * d } }
+                            for p in 0..<cnt { v[p] = 1 / (v[p] * rc + eps).squareRoot() }
+                            for ch in 0..<c {
+                                let r = xb + ch * n + lo, o = yb + ch * n + lo, wc = weight[ch], bc = bias[ch]
+                                for p in 0..<cnt { o[p] = (r[p] - m[p]) * v[p] * wc + bc }
+                            }
                         }
                     }
                 }

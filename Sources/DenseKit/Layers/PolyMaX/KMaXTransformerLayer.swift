@@ -40,9 +40,13 @@ struct KMaXPredictor: Sendable {
         y.withUnsafeMutableBufferPointer { p in
             norm.withUnsafeMutableBufferPointer { q in
                 guard let pb = p.baseAddress, let qb = q.baseAddress else { return }
-                for c in 0..<e { let r = pb + c * n; for i in 0..<n { qb[i] += r[i] * r[i] } }
-                for i in 0..<n { qb[i] = 1 / max(qb[i].squareRoot(), 1e-12) }
-                for c in 0..<e { let r = pb + c * n; for i in 0..<n { r[i] *= qb[i] } }
+                let pc = 2048
+                Threading.parallelFor((n + pc - 1) / pc) { chunk in
+                    let lo = chunk * pc, cnt = min(pc, n - lo), nq = qb + lo
+                    for c in 0..<e { let r = pb + c * n + lo; for i in 0..<cnt { nq[i] += r[i] * r[i] } }
+                    for i in 0..<cnt { nq[i] = 1 / max(nq[i].squareRoot(), 1e-12) }
+                    for c in 0..<e { let r = pb + c * n + lo; for i in 0..<cnt { r[i] *= nq[i] } }
+                }
             }
         }
         return y
@@ -87,12 +91,16 @@ func kmaxAssignment(_ ml: [Float], clusters k: Int, pixels n: Int) -> [Int32] {
             best.withUnsafeMutableBufferPointer { bp in
                 guard let pb = p.baseAddress, let ab = ap.baseAddress, let bb = bp.baseAddress else { return }
                 // Row by row (contiguous): a strictly greater value replaces, so ties keep the lowest index.
-                for j in 1..<k {
-                    let r = pb + j * n, jj = Int32(j)
-                    for i in 0..<n {
-                        let v = r[i], gt = v > bb[i]
-                        bb[i] = gt ? v : bb[i]
-                        ab[i] = gt ? jj : ab[i]
+                let pc = 2048
+                Threading.parallelFor((n + pc - 1) / pc) { chunk in
+                    let lo = chunk * pc, cnt = min(pc, n - lo)
+                    for j in 1..<k {
+                        let r = pb + j * n + lo, jj = Int32(j), b = bb + lo, a = ab + lo
+                        for i in 0..<cnt {
+                            let v = r[i], gt = v > b[i]
+                            b[i] = gt ? v : b[i]
+                            a[i] = gt ? jj : a[i]
+                        }
                     }
                 }
             }
