@@ -12,7 +12,7 @@ public typealias ParityHandler = (GoldenCase) throws -> [String: ParityOutput]
 enum ParityRegistry {
     static let handlers: [String: ParityHandler] = {
         var h: [String: ParityHandler] = [:]
-        for part in [OpsConvParity.handlers, OpsMiscParity.handlers, ModelParity.handlers, KMaXParity.handlers, TokenClusterParity.handlers] {
+        for part in [OpsConvParity.handlers, OpsMiscParity.handlers, ModelParity.handlers, KMaXParity.handlers, TokenClusterParity.handlers, BiFormerParity.handlers] {
             h.merge(part) { a, _ in a }
         }
         return h
