@@ -16,7 +16,7 @@ struct DenseKitCommand: ParsableCommand {
         64 usage error.
         """,
         version: DenseKitVersion.string + "\n" + BLAS.summary(),
-        subcommands: [InfoCommand.self, InspectCommand.self, ParityCommand.self, ProfileCommand.self, BenchCommand.self, DemoCommand.self]
+        subcommands: [InfoCommand.self, InspectCommand.self, ParityCommand.self, ProfileCommand.self, BenchCommand.self, DemoCommand.self, SegmentCommand.self, DepthCommand.self, NormalsCommand.self]
     )
 }
 

@@ -34,9 +34,19 @@ extension VoVNet: DenseModel {
 /// - `densekit.config`: the architecture's config as JSON (the golden-case attrs'
 ///   keys; for VoVNet `stem_chs`, `stage_conv_chs`, ... or `{"preset": "ese_vovnet39b"}`).
 /// Files written by `tools/convert.py` carry these. A bare `config` key is accepted too.
+///
+/// Full dense-prediction models (`densekit.architecture` = `polymax`, loaded by `loadPolyMaX(path:)`):
+/// `densekit.config` is the JSON of `PolyMaXModelConfig`:
+/// `{"backbone": {"architecture": "vovnet", ...VoVNet config...}, "head": {...PolyMaXHeadConfig keys...},
+///   "task": "segmentation"|"depth"|"normals"|"multitask",
+///   "preprocess": {"size_multiple": 32 | "input_size": [H, W], "resize": "letterbox", "mean": [3], "std": [3],
+///                  "channel_order": "rgb"|"bgr", "pad_value": 0},
+///   "classes": [names], "palette": [[r, g, b], ...], "depth_units": "metres"|"relative"}`;
+/// tensors: the backbone's timm names under `backbone.`, the head's spec-section-8 names (`pixel_decoder.*`,
+/// `predictor.*`), optional read-outs `readout.depth.{weight,bias}` and `readout.normals.{weight,bias}`.
 public enum ModelFile {
     /// Architectures this build can load.
-    public static let architectures = ["vovnet"]
+    public static let architectures = ["vovnet", "polymax"]
 
     /// Loads the model at `path`.
     /// - Throws: `WeightsError` for a damaged file; `ModelConfigError` when the metadata
@@ -57,6 +67,8 @@ public enum ModelFile {
             throw ModelConfigError.invalidField(model: arch, field: "densekit.config", message: "\(path): \(error)")
         }
         switch arch {
+        case "polymax":
+            return try loadPolyMaX(file: file, path: path, json: json)
         case "vovnet":
             let config = try VoVNetConfig(json: json)
             return try VoVNet(config: config, weights: SafeTensorsWeights(file: file))
@@ -64,5 +76,30 @@ public enum ModelFile {
             throw ModelConfigError.invalidField(model: arch, field: "densekit.architecture",
                                                 message: "\(path): unknown architecture '\(arch)' (known: \(architectures.joined(separator: ", ")))")
         }
+    }
+
+    /// Loads a full `polymax` model (backbone + head + read-outs) from `path`.
+    /// - Throws: `WeightsError` for a damaged file; `ModelConfigError` when the metadata is missing or invalid,
+    ///   the architecture is not `polymax`, or tensors do not fit the config (the error names the keys).
+    public static func loadPolyMaX(path: String) throws -> PolyMaXModel {
+        let file = try SafeTensorsFile(path: path)
+        let arch = file.metadata["densekit.architecture"] ?? "(none)"
+        guard arch == "polymax" else {
+            throw ModelConfigError.invalidField(model: "model", field: "densekit.architecture",
+                                                message: "\(path) holds a '\(arch)' model, not a full polymax dense-prediction model")
+        }
+        guard let text = file.metadata["densekit.config"] else {
+            throw ModelConfigError.invalidField(model: "polymax", field: "densekit.config", message: "\(path) has no config metadata")
+        }
+        let json: JSONValue
+        do { json = try JSONValue.parse(text) } catch {
+            throw ModelConfigError.invalidField(model: "polymax", field: "densekit.config", message: "\(path): \(error)")
+        }
+        return try loadPolyMaX(file: file, path: path, json: json)
+    }
+
+    static func loadPolyMaX(file: SafeTensorsFile, path: String, json: JSONValue) throws -> PolyMaXModel {
+        let config = try PolyMaXModelConfig(json: json)
+        return try PolyMaXModel(config: config, weights: SafeTensorsWeights(file: file))
     }
 }

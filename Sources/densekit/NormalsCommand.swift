@@ -1,0 +1,50 @@
+import ArgumentParser
+import DenseKit
+import Foundation
+
+/// `densekit normals`: surface normals with a full `polymax` model that has `readout.normals.*`.
+struct NormalsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "normals", abstract: "Estimate surface normals: RGB PNG ((n + 1) / 2 x 255) or npy.",
+        discussion: """
+        Outputs per image: <name>.normals.png (x, y, z mapped to R, G, B as (n + 1) / 2 x 255), or with --format npy \
+        <name>.normals.npy (float32 [H, W, 3] unit vectors). Refuses models without readout.normals.* weights. \
+        The default model is the first *.safetensors file in Models/. \(PipelineCLI.exitCodes)
+        """)
+
+    @Argument(help: "Images (PNG, JPEG) or folders of images.") var inputs: [String]
+    @Option(name: .shortAndLong, help: "Model file (.safetensors, architecture polymax, with readout.normals.*).") var model: String?
+    @Option(name: .shortAndLong, help: "Output folder (created when absent).") var output: String = "."
+    @Option(help: "png or npy.") var format: String = "png"
+    @Flag(help: "Print one JSON object per image (one per line).") var json = false
+    @Flag(help: "Overwrite existing outputs.") var force = false
+
+    func validate() throws {
+        guard ["png", "npy"].contains(format) else { throw ValidationError("--format must be png or npy") }
+    }
+
+    func run() throws {
+        try runReportingErrors {
+            let images = try PipelineCLI.images(inputs)
+            let est = try DepthEstimator(modelPath: try PipelineCLI.modelPath(model))
+            guard est.hasNormals else {
+                throw PipelineError.unsupportedTask("this model has no surface-normal read-out (no readout.normals.* weights); use a model trained with normals")
+            }
+            let failed = PipelineCLI.forEach(images) { path in
+                let out = PipelineCLI.output(path, output, format == "png" ? ".normals.png" : ".normals.npy")
+                try PipelineCLI.prepare(outDir: output, outputs: [out], force: force)
+                let (image, _) = try ImageDecoder.decode(path: path)
+                let n = try est.estimateNormals(image)
+                let data = format == "png" ? try PipelineOutputs.normalsPNG(n)
+                    : try PipelineOutputs.npyFloat32(n.values, shape: [n.height, n.width, 3])
+                try PipelineCLI.writeAll([(out, data)], force: force)
+                if json {
+                    print("{\"image\": \(PipelineCLI.quote(path)), \"width\": \(n.width), \"height\": \(n.height), \"outputs\": [\(PipelineCLI.quote(out))]}")
+                } else {
+                    print("\(path): \(n.width)x\(n.height) normals -> \(out)")
+                }
+            }
+            if failed > 0 { throw ValidationFailure("\(failed) of \(images.count) image(s) failed") }
+        }
+    }
+}
