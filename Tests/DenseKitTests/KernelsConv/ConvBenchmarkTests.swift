@@ -24,6 +24,8 @@ final class ConvBenchmarkTests: XCTestCase {
         let env = ProcessInfo.processInfo.environment
         let repeats = Int(env["DENSEKIT_BENCH_REPEATS"] ?? "") ?? 10
         if let t = Int(env["DENSEKIT_IM2COL_TARGET"] ?? "") { Conv2dOperator.im2colTarget = t }
+        if let t = Int(env["DENSEKIT_ROWSHIFT_TARGET"] ?? "") { Conv2dOperator.rowShiftTarget = t }
+        if let t = Int(env["DENSEKIT_MIN_TILE_COLUMNS"] ?? "") { Conv2dOperator.minTileColumns = t }
         var layers = ConvBenchmark.defaultLayers
         if let only = env["DENSEKIT_BENCH_ONLY"] {
             let idx = Set(only.split(separator: ",").compactMap { Int($0) })

@@ -16,8 +16,9 @@ import Foundation
 ///
 /// Both im2col kernels are tiled over the output so that the column buffer never exceeds
 /// `Conv2dOperator.im2colBound` floats whatever the image size. Each tile's GEMMs write
-/// straight into the output (leading dimension `H_out*W_out`) and the bias + activation
-/// epilogue runs on that tile while it is still in cache.
+/// straight into the output (leading dimension `H_out*W_out`): the bias is written into the
+/// output tile in the same parallel pass as the im2col and the GEMM accumulates onto it
+/// (beta = 1); the activation then runs on that tile while it is still in cache.
 ///
 /// `forward` keeps no mutable state: one operator may be used from several threads at once
 /// (OpenBLAS calls are serialised by `BLAS.sgemm`). Results do not depend on
@@ -241,21 +242,39 @@ public final class Conv2dOperator: @unchecked Sendable {
         }
     }
 
-    /// 1x1 stride-1 unpadded: the input planes are the GEMM's B directly.
+    /// 1x1 stride-1 unpadded: the input planes are the GEMM's B directly. The bias is written
+    /// into the output first and the GEMM accumulates onto it; with an activation the pixels are
+    /// split into column tiles so that each tile's activation runs while it is still in cache.
     private func forwardPointwise(input: UnsafePointer<Float>, batch: Int, g: ConvGeometry, output: UnsafeMutablePointer<Float>) {
         let p = parameters
         let cinG = p.inChannelsPerGroup, coutG = p.outChannelsPerGroup
         let hw = g.inPixels
+        let biasPtr = packedBias.map { UnsafePointer($0) }
+        var tile = hw
+        if p.activation != .none {
+            tile = max(Conv2dOperator.minTileColumns, (Conv2dOperator.im2colTarget / 2) / max(1, p.outChannels))
+            tile = max(1, min(tile, hw))
+            let tiles = (hw + tile - 1) / tile
+            tile = (hw + tiles - 1) / tiles
+        }
         for n in 0..<batch {
-            for grp in 0..<p.groups {
-                let x = input + (n * p.inChannels + grp * cinG) * hw
-                let y = output + (n * p.outChannels + grp * coutG) * hw
-                BLAS.sgemm(m: coutG, n: hw, k: cinG, a: packedWeight + grp * coutG * cinG, lda: cinG,
-                           b: x, ldb: hw, c: y, ldc: hw)
+            var p0 = 0
+            while p0 < hw {
+                let cnt = min(tile, hw - p0)
+                if let b = biasPtr {
+                    BiasPrefill(output: output + n * p.outChannels * hw, channels: p.outChannels, planeStride: hw,
+                                offset: p0, count: cnt, bias: b).fillAll()
+                }
+                for grp in 0..<p.groups {
+                    let x = input + (n * p.inChannels + grp * cinG) * hw + p0
+                    let y = output + (n * p.outChannels + grp * coutG) * hw + p0
+                    BLAS.sgemm(m: coutG, n: cnt, k: cinG, a: packedWeight + grp * coutG * cinG, lda: cinG,
+                               b: x, ldb: hw, beta: biasPtr == nil ? 0 : 1, c: y, ldc: hw)
+                }
+                ConvEpilogue.apply(output: output + n * p.outChannels * hw, channels: p.outChannels, planeStride: hw,
+                                   offset: p0, count: cnt, bias: nil, activation: p.activation)
+                p0 += cnt
             }
-            let y = output + n * p.outChannels * hw
-            ConvEpilogue.apply(output: y, channels: p.outChannels, planeStride: hw, offset: 0, count: hw,
-                               bias: packedBias.map { UnsafePointer($0) }, activation: p.activation)
         }
     }
 
@@ -274,13 +293,16 @@ public final class Conv2dOperator: @unchecked Sendable {
                 let cnt = min(tile, px - p0)
                 for grp in 0..<p.groups {
                     let x = input + (n * p.inChannels + grp * cinG) * g.inPixels
-                    Im2col.fill(input: x, channels: cinG, geometry: g, pixel0: p0, count: cnt, col: col)
                     let y = output + (n * p.outChannels + grp * coutG) * px + p0
+                    let prefill = biasPtr.map {
+                        BiasPrefill(output: y, channels: coutG, planeStride: px, offset: 0, count: cnt, bias: $0 + grp * coutG)
+                    }
+                    Im2col.fill(input: x, channels: cinG, geometry: g, pixel0: p0, count: cnt, col: col, prefill: prefill)
                     BLAS.sgemm(m: coutG, n: cnt, k: k, a: weight + grp * coutG * k, lda: k,
-                               b: col, ldb: cnt, c: y, ldc: px)
+                               b: col, ldb: cnt, beta: biasPtr == nil ? 0 : 1, c: y, ldc: px)
                 }
                 ConvEpilogue.apply(output: output + n * p.outChannels * px, channels: p.outChannels, planeStride: px,
-                                   offset: p0, count: cnt, bias: biasPtr, activation: p.activation)
+                                   offset: p0, count: cnt, bias: nil, activation: p.activation)
                 p0 += cnt
             }
         }
@@ -308,15 +330,19 @@ public final class Conv2dOperator: @unchecked Sendable {
                 let window = rows + halo
                 for grp in 0..<p.groups {
                     let x = input + (n * p.inChannels + grp * cinG) * g.inPixels
-                    Im2col.fill(input: x, channels: cinG, geometry: wg, pixel0: oh0 * ow, count: window * ow, col: col)
                     let y = output + (n * p.outChannels + grp * coutG) * px + oh0 * ow
+                    let prefill = biasPtr.map {
+                        BiasPrefill(output: y, channels: coutG, planeStride: px, offset: 0, count: rows * ow, bias: $0 + grp * coutG)
+                    }
+                    Im2col.fill(input: x, channels: cinG, geometry: wg, pixel0: oh0 * ow, count: window * ow, col: col, prefill: prefill)
                     for a in 0..<kH {
                         BLAS.sgemm(m: coutG, n: rows * ow, k: kp, a: packedWeight + (grp * kH + a) * coutG * kp, lda: kp,
-                                   b: col + a * p.dilationH * ow, ldb: window * ow, beta: a == 0 ? 0 : 1, c: y, ldc: px)
+                                   b: col + a * p.dilationH * ow, ldb: window * ow, beta: a == 0 && biasPtr == nil ? 0 : 1,
+                                   c: y, ldc: px)
                     }
                 }
                 ConvEpilogue.apply(output: output + n * p.outChannels * px, channels: p.outChannels, planeStride: px,
-                                   offset: oh0 * ow, count: rows * ow, bias: biasPtr, activation: p.activation)
+                                   offset: oh0 * ow, count: rows * ow, bias: nil, activation: p.activation)
                 oh0 += rows
             }
         }

@@ -47,6 +47,27 @@ struct ConvGeometry {
     }
 }
 
+/// The bias written into `channels` output planes (`count` floats at `offset` of each plane of
+/// `planeStride` floats) before a GEMM accumulates onto them.
+struct BiasPrefill {
+    var output: UnsafeMutablePointer<Float>
+    var channels: Int
+    var planeStride: Int
+    var offset: Int
+    var count: Int
+    var bias: UnsafePointer<Float>
+
+    @inline(__always)
+    func fill(channel o: Int) {
+        (output + o * planeStride + offset).update(repeating: bias[o], count: count)
+    }
+
+    /// Fills every channel, split over threads.
+    func fillAll() {
+        Threading.parallelFor(channels, grain: max(1, 32_768 / max(1, count))) { o in fill(channel: o) }
+    }
+}
+
 /// im2col over a range of output pixels, for the GEMM convolution.
 enum Im2col {
     /// Fills the column matrix `col` (`channels * kernelH * kernelW` rows, `count` columns,
@@ -55,15 +76,22 @@ enum Im2col {
     /// holds input channel `c` at tap `(a, b)`, matching the PyTorch weight layout
     /// `[C_out, C_in/groups, kH, kW]` flattened per output channel.
     ///
-    /// Rows are split over threads with a partition fixed by the sizes alone.
+    /// Rows are split over threads with a partition fixed by the sizes alone. When `prefill` is
+    /// given, the same parallel pass also writes the bias into the GEMM's output tile (so the GEMM
+    /// can accumulate onto it with beta = 1 and no separate bias pass is needed).
     /// - Parameter input: the first of `channels` consecutive `height x width` planes.
     static func fill(input: UnsafePointer<Float>, channels: Int, geometry g: ConvGeometry,
-                     pixel0: Int, count: Int, col: UnsafeMutablePointer<Float>) {
+                     pixel0: Int, count: Int, col: UnsafeMutablePointer<Float>, prefill: BiasPrefill? = nil) {
         let rows = channels * g.taps
+        let extra = prefill?.channels ?? 0
         // Aim for at least ~32K floats of work per chunk.
         let grain = max(1, 32_768 / max(count, 1))
-        Threading.parallelFor(rows, grain: grain) { r in
-            fillRow(input: input, row: r, geometry: g, pixel0: pixel0, count: count, dst: col + r * count)
+        Threading.parallelFor(rows + extra, grain: grain) { r in
+            if r < rows {
+                fillRow(input: input, row: r, geometry: g, pixel0: pixel0, count: count, dst: col + r * count)
+            } else if let f = prefill {
+                f.fill(channel: r - rows)
+            }
         }
     }
 
@@ -115,16 +143,18 @@ enum Im2col {
 
     @inline(__always)
     static func copyStrided(_ src: UnsafePointer<Float>, stride: Int, to dst: UnsafeMutablePointer<Float>, count: Int) {
+        var i = 0
         if stride == 2 {
-            var i = 0
-            while i + 4 <= count {
-                dst[i] = src[2 * i]; dst[i + 1] = src[2 * i + 2]
-                dst[i + 2] = src[2 * i + 4]; dst[i + 3] = src[2 * i + 6]
-                i += 4
+            // 16 outputs from one 32-float load while the load stays within the needed range
+            // (its last float, src[2i + 31], must not pass src[2 * (count - 1)]).
+            while i &+ 16 < count {
+                let v = UnsafeRawPointer(src + 2 &* i).loadUnaligned(as: SIMD32<Float>.self).evenHalf
+                UnsafeMutableRawPointer(dst + i).storeBytes(of: v, as: SIMD16<Float>.self)
+                i &+= 16
             }
-            while i < count { dst[i] = src[2 * i]; i += 1 }
+            while i < count { dst[i] = src[2 &* i]; i &+= 1 }
         } else {
-            for i in 0..<count { dst[i] = src[i * stride] }
+            while i < count { dst[i] = src[i &* stride]; i &+= 1 }
         }
     }
 }
