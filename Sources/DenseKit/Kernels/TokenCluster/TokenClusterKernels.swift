@@ -137,7 +137,7 @@ public enum TokenClusterKernels {
             // Pass 2 (per centre): weighted mean over the tokens whose window contains it.
             Threading.parallelFor(m, grain: 1) { cm in
                 let i = cm / cellsW, j = cm % cellsW
-                let acc = UnsafeMutablePointer<Double>.allocate(capacity: c)
+                let acc = UnsafeMutablePointer<Float>.allocate(capacity: c)
                 defer { acc.deallocate() }
                 acc.initialize(repeating: 0, count: c)
                 var den = 0.0
@@ -150,9 +150,7 @@ public enum TokenClusterKernels {
                                 let w = aff[tok * slots + slot]
                                 if w == 0 { continue }
                                 den += Double(w)
-                                let xr = x + tok * c
-                                let wd = Double(w)
-                                for k in 0..<c { acc[k] += wd * Double(xr[k]) }
+                                axpy(w, x + tok * c, acc, c)
                             }
                         }
                     }
@@ -160,7 +158,7 @@ public enum TokenClusterKernels {
                 // Reference: numerator / clamp(denominator, min=1e-16); dead centres become 0.
                 let d = max(Double(Float(den)), 1e-16)
                 let out = centres + cm * c
-                for k in 0..<c { out[k] = Float(acc[k] / d) }
+                for k in 0..<c { out[k] = Float(Double(acc[k]) / d) }
             }
         }
     }
@@ -218,23 +216,38 @@ public enum TokenClusterKernels {
             let norm = max(Float(ss.squareRoot()), 1e-12)
             for cm in 0..<m { row[cm] /= norm }
             let yr = y + tok * c2
-            let acc = UnsafeMutablePointer<Double>.allocate(capacity: c2)
-            defer { acc.deallocate() }
-            acc.initialize(repeating: 0, count: c2)
+            yr.initialize(repeating: 0, count: c2)
             for cm in 0..<m {
                 let w = row[cm]
                 if w == 0 { continue }
-                let wd = Double(w)
-                let xr = x + cm * c2
-                for q in 0..<c2 { acc[q] += wd * Double(xr[q]) }
+                axpy(w, x + cm * c2, yr, c2)
             }
-            for q in 0..<c2 { yr[q] = Float(acc[q]) }
             if let wts = weights { (wts + tok * m).update(from: row, count: m) }
         }
     }
 
-    /// The k-th largest of `count` values (duplicates counted); reorders `v`.
+    /// `y += a * x` over `c` values.
+    @inline(__always)
+    static func axpy(_ a: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ c: Int) {
+        for k in 0..<c { y[k] += a * x[k] }
+    }
+
+    /// The k-th largest of `count` values (duplicates counted); may reorder `v`. Small k: a sorted
+    /// insertion buffer of the k largest, kept in `v[0..<k]`; otherwise a full sort.
     static func kthLargest(_ v: UnsafeMutablePointer<Float>, count: Int, k: Int) -> Float {
+        if k <= 32 {
+            // v[0..<k] sorted descending, then insert the rest.
+            var filled = 0
+            for i in 0..<count {
+                let e = v[i]
+                if filled == k && !(e > v[k - 1]) { continue }
+                var p = filled == k ? k - 1 : filled
+                if filled < k { filled += 1 }
+                while p > 0 && v[p - 1] < e { v[p] = v[p - 1]; p -= 1 }
+                v[p] = e
+            }
+            return v[k - 1]
+        }
         var buf = UnsafeMutableBufferPointer(start: v, count: count)
         buf.sort(by: >)
         return v[k - 1]

@@ -6,6 +6,7 @@ public struct TokenClusterError: Error, CustomStringConvertible, Sendable, Equat
     public let message: String
     /// Creates the error.
     public init(_ message: String) { self.message = message }
+    /// One line: `token cluster: <message>`.
     public var description: String { "token cluster: \(message)" }
 }
 
