@@ -146,14 +146,16 @@ final class ConvKernelTests: XCTestCase {
             // Row-shift kernel (stride 1); small bounds force few-row tiles, then the im2col fallback.
             Conv2dParameters(inChannels: 8, outChannels: 16, kernelH: 3, kernelW: 3, padH: 1, padW: 1, activation: .relu),
             Conv2dParameters(inChannels: 6, outChannels: 8, kernelH: 3, kernelW: 3, strideW: 2, padH: 2, padW: 1, dilationH: 2, groups: 2, prePad: [0, 1, 1, 2]),
-            // Plain im2col kernel (stride 2).
+            // Row-shift kernel with two row phases (stride 2).
             Conv2dParameters(inChannels: 6, outChannels: 8, kernelH: 3, kernelW: 3, strideH: 2, strideW: 2, padH: 1, padW: 1, groups: 2, prePad: [1, 0, 2, 1]),
+            // Plain im2col kernel (stride 3: every kernel row its own phase).
+            Conv2dParameters(inChannels: 6, outChannels: 8, kernelH: 3, kernelW: 3, strideH: 3, strideW: 2, padH: 1, padW: 1, activation: .silu),
         ]
         for (i, p) in configs.enumerated() {
             Conv2dOperator.im2colBound = 8 << 20
             let x = rng.tensor([2, p.inChannels, 29, 37])
             let op = try Conv2dOperator(p, weight: rng.tensor([p.outChannels, p.inChannels / p.groups, 3, 3]), bias: rng.tensor([p.outChannels]))
-            XCTAssertEqual(op.path, i < 2 ? .rowShift : .im2col)
+            XCTAssertEqual(op.path, i < 3 ? .rowShift : .im2col)
             let untiled = op(x)
             let reference = referenceConv2d(x, try op.weightTensor(), try op.biasTensor(), p)
             assertClose(untiled, reference, "untiled vs reference \(i)")
@@ -167,6 +169,19 @@ final class ConvKernelTests: XCTestCase {
                 assertClose(tiled, reference, "config \(i) bound \(bound) vs reference")
             }
         }
+    }
+
+    /// Kernel rows grouped by input-row phase.
+    func testRowShiftPlan() {
+        let s2 = RowShiftPlan(Conv2dParameters(inChannels: 4, outChannels: 4, kernelH: 3, kernelW: 3, strideH: 2, padH: 1))
+        XCTAssertEqual(s2.phases.count, 2)
+        XCTAssertEqual(s2.tapShift, [-1, 0, 0])
+        XCTAssertEqual(s2.base, -1)
+        let d2 = RowShiftPlan(Conv2dParameters(inChannels: 4, outChannels: 4, kernelH: 3, kernelW: 3, strideH: 2, padH: 2, dilationH: 2))
+        XCTAssertEqual(d2.phases.count, 1)
+        let stem = RowShiftPlan(Conv2dParameters(inChannels: 3, outChannels: 16, kernelH: 7, kernelW: 7, strideH: 2, padH: 3))
+        XCTAssertEqual(stem.phases.count, 2)
+        XCTAssertEqual(RowShiftPlan(Conv2dParameters(inChannels: 4, outChannels: 4, kernelH: 3, kernelW: 3, strideH: 3)).phases.count, 3)
     }
 
     /// The workspace stays under the bound for a huge image.

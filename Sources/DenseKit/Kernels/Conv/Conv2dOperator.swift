@@ -7,11 +7,12 @@ import Foundation
 /// - **1x1, stride 1, no padding**: one `BLAS.sgemm` per image and group on the input itself
 ///   (`Y[C_out/g, H*W] = W[C_out/g, C_in/g] * X[C_in/g, H*W]`), no im2col.
 /// - **depthwise** (`groups == C_in`, `C_out = m * C_in`): a direct SIMD kernel (`DepthwiseConv`).
-/// - **vertical stride 1, kH > 1** (3x3, 5x5, 7x7, 3x1 ... stride-1 rows): a *row-shift* im2col.
-///   The column matrix holds only the `C_in/g * kW` horizontal taps of a window of input rows
-///   (`[C_in/g * kW, (rows + (kH-1)*dH) * W_out]`), and kernel row `a` is one GEMM whose B is
-///   that matrix shifted by `a*dH` rows: `Y[:, tile] += W_a * col[:, a*dH*W_out ...]`. The
-///   column buffer is kH times smaller than a full im2col, so it stays in cache.
+/// - **kernels taller than the vertical stride** (3x3 / 5x5 / 7x7 at stride 1 or 2, 3x1 ...): a
+///   *row-shift* im2col (`RowShiftPlan`). The column matrix holds only the `C_in/g * kW`
+///   horizontal taps of a window of input rows (one window per input-row phase modulo the
+///   stride), and kernel row `a` is one GEMM whose B is that window shifted by a whole number of
+///   rows: `Y[:, tile] += W_a * col[:, shift_a * W_out ...]`. The column buffer is
+///   `kH / phases` times smaller than a full im2col (3x for a 3x3 at stride 1), so it stays in cache.
 /// - **everything else**: im2col + `BLAS.sgemm`, tiled over output pixels.
 ///
 /// Both im2col kernels are tiled over the output so that the column buffer never exceeds
@@ -39,6 +40,8 @@ public final class Conv2dOperator: @unchecked Sendable {
 
     enum Path { case pointwise, depthwise, im2col, rowShift }
     let path: Path
+    /// How kernel rows map onto input-row phases, for `.rowShift`.
+    let rowShiftPlan: RowShiftPlan?
     /// Weights. `.rowShift`: per group and kernel row `a`, `[C_out/g, C_in/g * kW]`
     /// (index `((g*kH + a)*C_out/g + o)*(C_in/g*kW) + c*kW + b`). Other paths:
     /// `[C_out, C_in/groups * kH * kW]`, PyTorch's layout. Contiguous and 64-byte aligned.
@@ -62,16 +65,18 @@ public final class Conv2dOperator: @unchecked Sendable {
             throw ConvError.shapeMismatch("bias has shape \(b.shape), expected [\(p.outChannels)]")
         }
         self.parameters = p
+        let plan = RowShiftPlan(p)
         if p.isDepthwise {
             path = .depthwise
         } else if p.kernelH == 1 && p.kernelW == 1 && p.strideH == 1 && p.strideW == 1
                     && p.padH == 0 && p.padW == 0 && p.prePad.allSatisfy({ $0 == 0 }) {
             path = .pointwise
-        } else if p.strideH == 1 && p.kernelH > 1 {
+        } else if plan.phases.count < p.kernelH {
             path = .rowShift
         } else {
             path = .im2col
         }
+        rowShiftPlan = path == .rowShift ? plan : nil
         if path == .rowShift {
             packedWeight = Conv2dOperator.rowShiftPack(weight, p)
         } else {
@@ -153,30 +158,6 @@ public final class Conv2dOperator: @unchecked Sendable {
         return (outPixels + tiles - 1) / tiles
     }
 
-    /// Rows `C_in/g * kW` of the row-shift column matrix (the GEMM's K per kernel row).
-    var rowShiftK: Int { parameters.inChannelsPerGroup * parameters.kernelW }
-    /// Extra input rows a row-shift tile needs below its output rows: `(kH-1)*dH`.
-    var rowShiftHalo: Int { (parameters.kernelH - 1) * parameters.dilationH }
-
-    /// Output rows per row-shift tile, or nil when a single row does not fit the bound
-    /// (the forward then falls back to the plain im2col kernel).
-    func rowShiftTileRows(outH: Int, outW: Int) -> Int? {
-        let k = max(1, rowShiftK), halo = rowShiftHalo
-        let bound = max(1, Conv2dOperator.im2colBound)
-        // Largest window (rows + halo) the bound allows.
-        let maxWindow = bound / (k * max(1, outW))
-        if maxWindow < 1 + halo { return nil }
-        let target = min(bound, max(1, Conv2dOperator.rowShiftTarget))
-        var rows = target / (k * max(1, outW)) - halo
-        // Keep the GEMM's N large when the bound allows it.
-        let minRows = (Conv2dOperator.minTileColumns + outW - 1) / max(1, outW)
-        rows = max(rows, min(minRows, maxWindow - halo))
-        rows = max(1, min(rows, maxWindow - halo, outH))
-        // Balance the tiles.
-        let tiles = (outH + rows - 1) / rows
-        return (outH + tiles - 1) / tiles
-    }
-
     /// Floats of scratch one `forward` needs for an input of `batch x C_in x height x width`:
     /// the column tile (at most `max(im2colBound, K)` floats), 0 for the 1x1 and depthwise kernels.
     public func workspaceCount(batch: Int, height: Int, width: Int) -> Int {
@@ -186,8 +167,8 @@ public final class Conv2dOperator: @unchecked Sendable {
         switch path {
         case .pointwise, .depthwise: return 0
         case .rowShift:
-            if let rows = rowShiftTileRows(outH: o.height, outW: o.width) {
-                return rowShiftK * (rows + rowShiftHalo) * o.width
+            if let plan = rowShiftPlan, let rows = plan.tileRows(outH: o.height, outW: o.width) {
+                return plan.columnFloats(rows: rows, outW: o.width)
             }
             return gemmK * tilePixels(outPixels: px)
         case .im2col:
@@ -230,8 +211,8 @@ public final class Conv2dOperator: @unchecked Sendable {
             let owned = workspace == nil ? UnsafeMutablePointer<Float>.allocate(capacity: max(1, need)) : nil
             defer { owned?.deallocate() }
             guard let col = workspace ?? owned else { return }
-            if path == .rowShift, let rows = rowShiftTileRows(outH: g.outH, outW: g.outW) {
-                forwardRowShift(input: input, batch: batch, g: g, tileRows: rows, output: output, col: col)
+            if path == .rowShift, let plan = rowShiftPlan, let rows = plan.tileRows(outH: g.outH, outW: g.outW) {
+                forwardRowShift(input: input, batch: batch, g: g, plan: plan, tileRows: rows, output: output, col: col)
             } else if path == .rowShift {
                 let w = standardWeights()
                 defer { w.deallocate() }
@@ -304,46 +285,6 @@ public final class Conv2dOperator: @unchecked Sendable {
                 ConvEpilogue.apply(output: output + n * p.outChannels * px, channels: p.outChannels, planeStride: px,
                                    offset: p0, count: cnt, bias: nil, activation: p.activation)
                 p0 += cnt
-            }
-        }
-    }
-
-    /// Row-shift im2col (vertical stride 1): per tile of output rows, one column matrix of the
-    /// horizontal taps over the tile's input-row window, then one accumulating GEMM per kernel row.
-    private func forwardRowShift(input: UnsafePointer<Float>, batch: Int, g: ConvGeometry, tileRows: Int,
-                                 output: UnsafeMutablePointer<Float>, col: UnsafeMutablePointer<Float>) {
-        let p = parameters
-        let cinG = p.inChannelsPerGroup, coutG = p.outChannelsPerGroup
-        let kp = rowShiftK, halo = rowShiftHalo, kH = p.kernelH
-        let px = g.outPixels, ow = g.outW
-        // The window im2col is a 1-row-kernel im2col over virtual output rows oh' whose input row
-        // is oh' - padTop: row r of a tile starting at output row oh0 holds input row oh0 + r - padTop.
-        var wg = g
-        wg.kernelH = 1
-        wg.dilationH = 1
-        wg.outH = g.outH + halo
-        let biasPtr = packedBias.map { UnsafePointer($0) }
-        for n in 0..<batch {
-            var oh0 = 0
-            while oh0 < g.outH {
-                let rows = min(tileRows, g.outH - oh0)
-                let window = rows + halo
-                for grp in 0..<p.groups {
-                    let x = input + (n * p.inChannels + grp * cinG) * g.inPixels
-                    let y = output + (n * p.outChannels + grp * coutG) * px + oh0 * ow
-                    let prefill = biasPtr.map {
-                        BiasPrefill(output: y, channels: coutG, planeStride: px, offset: 0, count: rows * ow, bias: $0 + grp * coutG)
-                    }
-                    Im2col.fill(input: x, channels: cinG, geometry: wg, pixel0: oh0 * ow, count: window * ow, col: col, prefill: prefill)
-                    for a in 0..<kH {
-                        BLAS.sgemm(m: coutG, n: rows * ow, k: kp, a: packedWeight + (grp * kH + a) * coutG * kp, lda: kp,
-                                   b: col + a * p.dilationH * ow, ldb: window * ow, beta: a == 0 && biasPtr == nil ? 0 : 1,
-                                   c: y, ldc: px)
-                    }
-                }
-                ConvEpilogue.apply(output: output + n * p.outChannels * px, channels: p.outChannels, planeStride: px,
-                                   offset: oh0 * ow, count: rows * ow, bias: nil, activation: p.activation)
-                oh0 += rows
             }
         }
     }
