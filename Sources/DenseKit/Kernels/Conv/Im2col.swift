@@ -152,6 +152,14 @@ enum Im2col {
                 UnsafeMutableRawPointer(dst + i).storeBytes(of: v, as: SIMD16<Float>.self)
                 i &+= 16
             }
+            if i < count && count > 16 {
+                // Last 16 outputs (overlapping the previous block): load one float earlier, which
+                // is still inside the source range, and keep the odd lanes.
+                let j = count &- 16
+                let v = UnsafeRawPointer(src + (2 &* j &- 1)).loadUnaligned(as: SIMD32<Float>.self).oddHalf
+                UnsafeMutableRawPointer(dst + j).storeBytes(of: v, as: SIMD16<Float>.self)
+                i = count
+            }
             while i < count { dst[i] = src[2 &* i]; i &+= 1 }
         } else {
             while i < count { dst[i] = src[i &* stride]; i &+= 1 }
