@@ -7,6 +7,7 @@ public enum ConvError: Error, CustomStringConvertible, Sendable, Equatable {
     /// A weight, bias or input tensor has the wrong shape.
     case shapeMismatch(String)
 
+    /// A one-line message naming the problem.
     public var description: String {
         switch self {
         case .invalidParameter(let m): return "convolution: invalid parameter: \(m)"

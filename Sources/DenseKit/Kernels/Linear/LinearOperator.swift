@@ -5,6 +5,7 @@ public enum LinearError: Error, CustomStringConvertible, Sendable, Equatable {
     /// A tensor has the wrong shape; the message names it and what was expected.
     case shapeMismatch(String)
 
+    /// A one-line message naming the problem.
     public var description: String {
         switch self {
         case .shapeMismatch(let m): return "shape mismatch: \(m)"
