@@ -36,7 +36,7 @@ demo: build
 # The test suite (optimised build: numeric tests are slow in debug).
 test: deps
 	$(SWIFT) build $(TESTFLAGS) --build-tests
-	$(SWIFT) test $(TESTFLAGS) --skip-build
+	$(SWIFT) test $(TESTFLAGS) --skip-build --disable-swift-testing
 
 # Every golden case under ../shared/golden through the parity runner.
 parity: build
