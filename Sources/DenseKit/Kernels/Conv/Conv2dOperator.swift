@@ -3,7 +3,7 @@ import Foundation
 /// A 2-D convolution with its weights packed once, matching
 /// `act(torch.nn.functional.conv2d(F.pad(x, prePad), weight, bias, stride, padding, dilation, groups))`.
 ///
-/// Activations are NCHW float32. The operator picks one of three kernels at init:
+/// Activations are NCHW float32. The operator picks one of four kernels at init:
 /// - **1x1, stride 1, no padding**: one `BLAS.sgemm` per image and group on the input itself
 ///   (`Y[C_out/g, H*W] = W[C_out/g, C_in/g] * X[C_in/g, H*W]`), no im2col.
 /// - **depthwise** (`groups == C_in`, `C_out = m * C_in`): a direct SIMD kernel (`DepthwiseConv`).
@@ -13,7 +13,9 @@ import Foundation
 ///   stride), and kernel row `a` is one GEMM whose B is that window shifted by a whole number of
 ///   rows: `Y[:, tile] += W_a * col[:, shift_a * W_out ...]`. The column buffer is
 ///   `kH / phases` times smaller than a full im2col (3x for a 3x3 at stride 1), so it stays in cache.
-/// - **everything else**: im2col + `BLAS.sgemm`, tiled over output pixels.
+/// - **everything else** (kernel rows no taller than the stride, e.g. 1x1 stride 2, 3x3 stride 3):
+///   im2col + `BLAS.sgemm`, tiled over output pixels. The row-shift kernel also falls back to it,
+///   with its weights unpacked for the call, when one output row's window exceeds the bound.
 ///
 /// Both im2col kernels are tiled over the output so that the column buffer never exceeds
 /// `Conv2dOperator.im2colBound` floats whatever the image size. Each tile's GEMMs write
@@ -194,7 +196,7 @@ public final class Conv2dOperator: @unchecked Sendable {
     ///   - output: `[batch, C_out, H_out, W_out]` (see `outputShape`); fully overwritten.
     ///   - workspace: at least `workspaceCount(batch:height:width:)` floats, or nil to let the
     ///     call allocate it.
-    /// The caller guarantees the sizes (`H_out`, `W_out` > 0); use `callAsFunction` for checked use.
+    /// The caller guarantees the sizes (`H_out`, `W_out` > 0); `checkedCall` validates a tensor first.
     public func forward(input: UnsafePointer<Float>, batch: Int, height: Int, width: Int,
                         output: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>?) {
         let p = parameters
