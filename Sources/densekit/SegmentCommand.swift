@@ -55,7 +55,7 @@ enum PipelineCLI {
             throw ImageError.unwritableOutput(path: outDir, reason: "not a folder")
         }
         if !force, let e = outputs.first(where: { FileManager.default.fileExists(atPath: $0) }) {
-            throw ImageError.outputExists(path: e)
+            throw ValidationFailure("cannot write \(e): the file exists (pass --force to overwrite)")
         }
     }
 
