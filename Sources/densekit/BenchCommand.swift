@@ -24,6 +24,13 @@ struct BenchModel: ParsableCommand {
     @Option(help: "Write the input and outputs of the last run to this safetensors file.") var saveOutputs: String?
     @Option(name: .customLong("input"), help: "Read the input tensor `x` from this safetensors file instead of a synthetic one.") var inputFile: String?
 
+    func validate() throws {
+        try validateThreads(threads)
+        _ = try parseSize(size)
+        guard (1...100_000).contains(repeats) else { throw ValidationError("--repeats must be from 1 to 100000, got \(repeats)") }
+        guard (0...100_000).contains(warmup) else { throw ValidationError("--warmup must be from 0 to 100000, got \(warmup)") }
+    }
+
     func run() throws {
         try runReportingErrors {
             try BLAS.ensureLoaded()

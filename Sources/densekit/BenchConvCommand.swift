@@ -8,6 +8,8 @@ struct BenchConv: ParsableCommand {
     @Option(help: "Timed repeats per row (median reported).") var repeats: Int = 10
     @Option(help: "Threads for DenseKit kernels and OpenBLAS.") var threads: Int?
 
+    func validate() throws { try validateThreads(threads) }
+
     func run() throws {
         try runReportingErrors {
             try BLAS.ensureLoaded()

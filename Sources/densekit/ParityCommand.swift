@@ -13,6 +13,8 @@ struct ParityCommand: ParsableCommand {
     @Option(help: "Only cases whose name contains this text.") var filter: String?
     @Option(help: "Threads for DenseKit kernels and OpenBLAS.") var threads: Int?
 
+    func validate() throws { try validateThreads(threads) }
+
     func run() throws {
         var failed = false
         try runReportingErrors {
@@ -24,6 +26,7 @@ struct ParityCommand: ParsableCommand {
             }
             print(ParityRunner.summary(results))
             failed = results.contains { $0.status == .fail }
+            if results.isEmpty { throw ParityError.noCases(folder) }
         }
         if failed { throw ExitCode(1) }
     }

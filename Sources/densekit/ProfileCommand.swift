@@ -2,12 +2,24 @@ import ArgumentParser
 import DenseKit
 import Foundation
 
-/// Parses `HxW` or `N` (square) into (height, width).
+/// Largest height or width accepted by `--size` (the input alone is then 768 MiB).
+let maxInputSide = 8192
+
+/// Parses `HxW` or `N` (square) into (height, width), each in 1...`maxInputSide`.
 func parseSize(_ s: String) throws -> (height: Int, width: Int) {
-    let parts = s.lowercased().split(separator: "x").map { Int($0) }
-    if parts.count == 1, let n = parts[0], n > 0 { return (n, n) }
-    if parts.count == 2, let h = parts[0], let w = parts[1], h > 0, w > 0 { return (h, w) }
-    throw ValidationError("size must be HxW or N with positive integers, got '\(s)'")
+    let parts = s.lowercased().split(separator: "x", omittingEmptySubsequences: false).map { Int($0) }
+    var hw: (Int, Int)? = nil
+    if parts.count == 1, let n = parts[0] { hw = (n, n) }
+    if parts.count == 2, let h = parts[0], let w = parts[1] { hw = (h, w) }
+    guard let (h, w) = hw, (1...maxInputSide).contains(h), (1...maxInputSide).contains(w) else {
+        throw ValidationError("size must be HxW or N with integers from 1 to \(maxInputSide), got '\(s)'")
+    }
+    return (h, w)
+}
+
+/// Checks a `--threads` value (1...1024).
+func validateThreads(_ t: Int?) throws {
+    if let t, !(1...1024).contains(t) { throw ValidationError("--threads must be from 1 to 1024, got \(t)") }
 }
 
 /// Builds the input tensor: the image (resized to `size` if given) or a fixed
@@ -37,6 +49,11 @@ struct ProfileCommand: ParsableCommand {
     @Option(help: "Input size HxW (the photo is resized to it; default 512x512 without a photo).") var size: String?
     @Option(help: "Threads for DenseKit kernels and OpenBLAS.") var threads: Int?
     @Option(help: "Untimed runs first.") var warmup: Int = 1
+
+    func validate() throws {
+        try validateThreads(threads)
+        if let size { _ = try parseSize(size) }
+    }
 
     func run() throws {
         try runReportingErrors {

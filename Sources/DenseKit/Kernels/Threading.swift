@@ -8,19 +8,19 @@ import Dispatch
 public enum Threading {
     nonisolated(unsafe) private static var _threads: Int = defaultThreadCount()
 
-    /// Number of threads for DenseKit kernels and OpenBLAS (>= 1). Setting it also
+    /// Number of threads for DenseKit kernels and OpenBLAS (clamped to 1...1024). Setting it also
     /// sets OpenBLAS's thread count. Default: the `DENSEKIT_THREADS` environment
     /// variable, else the number of active processors.
     public static var threads: Int {
         get { _threads }
         set {
-            _threads = max(1, newValue)
+            _threads = min(max(1, newValue), 1024)
             BLAS.setThreads(_threads)
         }
     }
 
     static func defaultThreadCount() -> Int {
-        if let s = getenvString("DENSEKIT_THREADS"), let n = Int(s), n > 0 { return n }
+        if let s = getenvString("DENSEKIT_THREADS"), let n = Int(s), n > 0 { return min(n, 1024) }
         return max(1, ProcessInfo_activeProcessorCount())
     }
 

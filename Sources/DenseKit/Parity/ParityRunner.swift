@@ -8,12 +8,15 @@ public enum ParityError: Error, CustomStringConvertible, Sendable {
     case unsupported(String)
     /// The folder does not exist or cannot be listed.
     case noSuchFolder(String)
+    /// No case was found (or none matched the filter).
+    case noCases(String)
 
     public var description: String {
         switch self {
         case .badCase(let p, let m): return "\(p): bad golden case: \(m)"
         case .unsupported(let m): return "unsupported: \(m)"
         case .noSuchFolder(let p): return "\(p): no such folder"
+        case .noCases(let p): return "\(p): no golden case found (or none matched the filter)"
         }
     }
 }
@@ -66,6 +69,9 @@ public enum ParityRunner {
         }
         guard let handler = ParityRegistry.handler(family: gc.family, target: gc.target) else {
             return ParityResult(status: .skip, name: display, maxAbs: 0, maxRel: 0, detail: "target \(gc.family)/\(gc.target) not implemented")
+        }
+        if gc.outputs.isEmpty {
+            return ParityResult(status: .fail, name: display, maxAbs: .nan, maxRel: .nan, detail: "case declares no outputs")
         }
         let got: [String: ParityOutput]
         do { got = try handler(gc) } catch {

@@ -93,6 +93,24 @@ final class CLITests: XCTestCase {
         XCTAssertNotEqual(r2.status, 0)
     }
 
+    func testAbsurdSizesAndThreadsAreUsageErrorsNotCrashes() throws {
+        try requireShared()
+        let golden = Self.shared.appendingPathComponent("golden/vovnet").path
+        for args in [["parity", golden, "--threads", "2147483648"], ["parity", golden, "--threads", "0"],
+                     ["profile", "README.md", "--size", "100000x100000"], ["profile", "README.md", "--size", "9223372036854775807x2"],
+                     ["profile", "README.md", "--size", "64x"], ["bench", "model", "README.md", "--repeats", "0"]] {
+            let r = try run(args)
+            XCTAssertTrue((1...127).contains(r.status), "\(args): exit \(r.status) \(r.stderr)")
+            XCTAssertFalse(r.stderr.contains("Fatal error"), "\(args): \(r.stderr)")
+        }
+    }
+
+    func testParityWithNoMatchingCaseFails() throws {
+        try requireShared()
+        let r = try run(["parity", Self.shared.appendingPathComponent("golden/ops").path, "--filter", "no-such-case-zzz"])
+        XCTAssertEqual(r.status, 1, r.stdout + r.stderr)
+    }
+
     func testParityOnOpsFolderPasses() throws {
         try requireShared()
         let r = try run(["parity", Self.shared.appendingPathComponent("golden/ops").path, "--filter", "conv2d_k3"])

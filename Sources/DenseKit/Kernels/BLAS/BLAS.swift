@@ -109,7 +109,7 @@ public enum BLAS {
     /// Sets OpenBLAS's thread count.
     static func setThreads(_ n: Int) {
         guard case .success(let lib) = loaded else { return }
-        lib.setThreads?(Int32(n))
+        lib.setThreads?(Int32(clamping: n))
     }
 
     /// One line describing the BLAS in use:
