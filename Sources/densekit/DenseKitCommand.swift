@@ -27,12 +27,26 @@ func runReportingErrors(_ body: () throws -> Void) throws {
     } catch let e as ExitCode {
         throw e
     } catch {
-        FileHandle.standardError.write(Data("densekit: error: \(error)\n".utf8))
+        printError("densekit: error: \(error)")
         throw ExitCode(1)
     }
 }
 
 /// Writes a line to stderr.
 func printError(_ s: String) {
-    FileHandle.standardError.write(Data((s + "\n").utf8))
+    FileHandle.standardError.write(Data((oneLine(s) + "\n").utf8))
+}
+
+/// `s` with control characters (newlines, escape sequences from file names or model
+/// metadata) shown as `\xNN`, so an error is always one line and never drives the terminal.
+func oneLine(_ s: String) -> String {
+    var out = ""
+    for u in s.unicodeScalars {
+        if u.value < 0x20 || u.value == 0x7f || (0x80..<0xa0).contains(u.value) {
+            out += String(format: "\\x%02x", u.value)
+        } else {
+            out.unicodeScalars.append(u)
+        }
+    }
+    return out
 }

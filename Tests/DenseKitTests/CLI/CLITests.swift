@@ -86,6 +86,18 @@ final class CLITests: XCTestCase {
         }
     }
 
+    func testErrorNamingAFileWithANewlineStaysOneLine() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("densekit-cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let bad = dir.appendingPathComponent("bad\nname\u{1b}[2J.png")
+        try Data("not an image".utf8).write(to: bad)
+        let r = try run(["inspect", bad.path])
+        XCTAssertEqual(r.status, 1)
+        XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
+        XCTAssertFalse(r.stderr.contains("\u{1b}"), r.stderr)
+    }
+
     func testUsageErrorIsNonZero() throws {
         let r = try run(["inspect"])
         XCTAssertNotEqual(r.status, 0)
