@@ -84,19 +84,8 @@ enum PipelineCLI {
         return failed
     }
 
-    /// A JSON string literal.
-    static func quote(_ s: String) -> String {
-        var o = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": o += "\\\""
-            case "\\": o += "\\\\"
-            case "\n": o += "\\n"
-            default: o += u.value < 0x20 ? String(format: "\\u%04x", u.value) : String(u)
-            }
-        }
-        return o + "\""
-    }
+    /// A JSON string literal (DenseKit's one JSON quoting rule).
+    static func quote(_ s: String) -> String { JSONValue.quote(s) }
 
     /// A float for JSON/text (6 significant digits).
     static func num(_ x: Double) -> String { x.isFinite ? String(format: "%.6g", x) : "null" }

@@ -52,11 +52,4 @@ public enum Activation: String, Sendable, Hashable, Codable, CaseIterable {
         default: for i in 0..<count { p[i] = apply(p[i]) }
         }
     }
-
-    /// Applies `y = act(y + bias)` in place to `count` values sharing one bias.
-    @inlinable
-    public func apply(_ p: UnsafeMutablePointer<Float>, count: Int, bias: Float) {
-        if bias != 0 { for i in 0..<count { p[i] += bias } }
-        apply(p, count: count)
-    }
 }

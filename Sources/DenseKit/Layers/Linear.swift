@@ -56,9 +56,9 @@ public final class Linear: GraphLayer {
                        a: x.base, lda: max(x.sampleStride, inFeatures), b: wb, ldb: inFeatures,
                        c: y.base, ldc: max(y.sampleStride, outFeatures))
         }
-        for r in 0..<n {
-            let d = y.sample(r)
-            for j in 0..<outFeatures { d[j] = activation.apply(d[j] + bias[j]) }
+        bias.withUnsafeBufferPointer { b in
+            LinearOperator.rowEpilogue(y.base, rows: n, columns: outFeatures, stride: y.sampleStride,
+                                       bias: b.baseAddress, activation: activation)
         }
     }
 }

@@ -102,12 +102,12 @@ public struct PolyMaXReadout: Sendable {
     static func classProbabilities(_ cl: UnsafePointer<Float>, clusters k: Int, classesWithVoid c1: Int) -> [Float] {
         let c = c1 - 1
         var out = [Float](repeating: 0, count: k * c)
+        var e = [Float](repeating: 0, count: c1)
         for j in 0..<k {
             let row = cl + j * c1
             var mx = -Float.infinity
             for q in 0..<c1 { mx = max(mx, row[q]) }
             var s: Float = 0
-            var e = [Float](repeating: 0, count: c1)
             for q in 0..<c1 { e[q] = expf(row[q] - mx); s += e[q] }
             for q in 0..<c { out[j * c + q] = e[q] / s }
         }
