@@ -57,7 +57,7 @@ struct DepthCommand: ParsableCommand {
                     print("\(path): \(d.width)x\(d.height) depth (\(d.units)) min \(PipelineCLI.num(Double(st.min))) median \(PipelineCLI.num(Double(st.median))) max \(PipelineCLI.num(Double(st.max))) -> \(files.map { $0.0 }.joined(separator: ", "))")
                 }
             }
-            if failed > 0 { throw ValidationFailure("\(failed) of \(images.count) image(s) failed") }
+            try PipelineCLI.finish(failed: failed, of: images.count)
         }
     }
 }

@@ -44,7 +44,7 @@ struct NormalsCommand: ParsableCommand {
                     print("\(path): \(n.width)x\(n.height) normals -> \(out)")
                 }
             }
-            if failed > 0 { throw ValidationFailure("\(failed) of \(images.count) image(s) failed") }
+            try PipelineCLI.finish(failed: failed, of: images.count)
         }
     }
 }

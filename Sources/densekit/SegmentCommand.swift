@@ -84,6 +84,14 @@ enum PipelineCLI {
         return failed
     }
 
+    /// Ends a batch: exit code 1 when any image failed. Each failure already printed its own
+    /// line, so a single-image run adds nothing; a batch adds the count.
+    static func finish(failed: Int, of total: Int) throws {
+        guard failed > 0 else { return }
+        if total == 1 { throw ExitCode(1) }
+        throw ValidationFailure("\(failed) of \(total) image(s) failed")
+    }
+
     /// A JSON string literal (DenseKit's one JSON quoting rule).
     static func quote(_ s: String) -> String { JSONValue.quote(s) }
 
@@ -156,7 +164,7 @@ struct SegmentCommand: ParsableCommand {
                     }
                 }
             }
-            if failed > 0 { throw ValidationFailure("\(failed) of \(images.count) image(s) failed") }
+            try PipelineCLI.finish(failed: failed, of: images.count)
         }
     }
 }
