@@ -1,0 +1,277 @@
+#!/usr/bin/env python3
+"""Train the PolyMaX-style CamVid segmentation model (tools/polymax_torch.py) on CPU.
+
+    nohup nice -n 19 setsid tools/.venv/bin/python tools/train_camvid.py --name camvid_slim > /dev/null 2>&1 &
+    # resume (same name; the run's saved arguments are reused unless given again):
+    nohup nice -n 19 setsid tools/.venv/bin/python tools/train_camvid.py --name camvid_slim --resume > /dev/null 2>&1 &
+
+Data: ../shared/data/camvid/{train,val}/{images,labels} (labels: 0..10 classes, 11 = void, ignored).
+Loss: per-pixel NLL of the semantic read-out (spec 6.1: log of sum_k softmax_K(mask logits) * softmax_{C+1}(class
+logits)[:, c], void column dropped), on the final prediction and (weight --aux) on every decoder layer's own
+prediction, optionally class-weighted (--class-weight: sqrt of median-frequency balancing).
+Augmentation: random scale, random crop (padded with 0 in normalised space = DenseKit's pad value, label void),
+h-flip, light colour jitter. AdamW, linear warm-up then poly decay over --epochs.
+Run folder tools/runs/<name>/: log.txt, last.pt (every epoch), best.pt (best val mIoU), args.json.
+Val mIoU: 11 classes, void ignored, at 480x360 on the 101 val images, the DenseKit path (pad to 384x480, crop
+the OS4 mask logits, resize to 360x480, read-out, argmax).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from polymax_torch import PolyMaX, predict_semantic, semantic_scores  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CAMVID = os.path.join(ROOT, "..", "shared", "data", "camvid")
+MEAN = [0.485, 0.456, 0.406]
+STD = [0.229, 0.224, 0.225]
+NUM_CLASSES = 11
+IGNORE = 11
+
+
+def load_split(split: str):
+    d = os.path.join(CAMVID, split)
+    names = sorted(f[:-4] for f in os.listdir(os.path.join(d, "images")) if f.endswith(".jpg"))
+    imgs = np.stack([np.array(Image.open(os.path.join(d, "images", n + ".jpg")).convert("RGB")) for n in names])
+    labs = np.stack([np.array(Image.open(os.path.join(d, "labels", n + ".png"))) for n in names])
+    return names, imgs, labs
+
+
+def class_weights(mode: str):
+    if mode == "none":
+        return None
+    with open(os.path.join(CAMVID, "classes.json")) as f:
+        px = np.array(json.load(f)["splits"]["train"]["label_pixels"][:NUM_CLASSES], np.float64)
+    freq = px / px.sum()
+    w = np.median(freq) / freq
+    if mode == "sqrt":
+        w = np.sqrt(w)
+    w = np.clip(w, 0.2, 10.0)
+    return torch.tensor(w / w.mean(), dtype=torch.float32)
+
+
+def normalize(x: torch.Tensor, mean, std):  # x [B,3,H,W] in 0..1
+    return (x - torch.tensor(mean)[None, :, None, None]) / torch.tensor(std)[None, :, None, None]
+
+
+def make_batch(imgs, labs, idx, args):
+    ch, cw = args.crop
+    xs, ys = [], []
+    for i in idx:
+        img = torch.from_numpy(imgs[i]).permute(2, 0, 1).float()[None] / 255.0
+        lab = torch.from_numpy(labs[i].astype(np.int64))[None, None].float()
+        H, W = img.shape[-2:]
+        s = math.exp(random.uniform(math.log(args.scale[0]), math.log(args.scale[1])))
+        nh, nw = max(8, int(H * s + 0.5)), max(8, int(W * s + 0.5))
+        img = F.interpolate(img, size=(nh, nw), mode="bilinear", align_corners=False, antialias=s < 1)
+        lab = F.interpolate(lab, size=(nh, nw), mode="nearest")
+        # colour jitter (brightness, contrast, saturation)
+        b = random.uniform(1 - args.jitter, 1 + args.jitter)
+        c = random.uniform(1 - args.jitter, 1 + args.jitter)
+        sa = random.uniform(1 - args.jitter, 1 + args.jitter)
+        img = img * b
+        m = img.mean()
+        img = (img - m) * c + m
+        g = img.mean(1, keepdim=True)
+        img = ((img - g) * sa + g).clamp(0, 1)
+        if random.random() < 0.5:
+            img, lab = img.flip(-1), lab.flip(-1)
+        x = normalize(img, args.mean, args.std)[0]
+        lab = lab[0, 0].long()
+        # pad (bottom/right, normalised 0, label void) then random crop
+        ph, pw = max(ch, nh), max(cw, nw)
+        xp = torch.zeros(3, ph, pw)
+        lp = torch.full((ph, pw), IGNORE, dtype=torch.long)
+        oy, ox = 0, 0
+        xp[:, oy:oy + nh, ox:ox + nw] = x
+        lp[oy:oy + nh, ox:ox + nw] = lab
+        y0 = random.randint(0, ph - ch)
+        x0 = random.randint(0, pw - cw)
+        xs.append(xp[:, y0:y0 + ch, x0:x0 + cw])
+        ys.append(lp[y0:y0 + ch, x0:x0 + cw])
+    return torch.stack(xs), torch.stack(ys)
+
+
+def sem_nll(ml, cl, target, weight):
+    """NLL of the semantic read-out; ml [B,K,h,w] resized (bilinear, half-pixel) to the label size."""
+    sem = semantic_scores(ml, cl, tuple(target.shape[-2:]), False)  # [B, C, H, W], sums to <= 1
+    logp = torch.log(sem.clamp_min(1e-8))
+    return F.nll_loss(logp, target, weight=weight, ignore_index=IGNORE)
+
+
+@torch.no_grad()
+def evaluate(model, imgs, labs, args, batch=4):
+    model.eval()
+    conf = np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64)
+    H, W = imgs.shape[1:3]
+    ph, pw = (H + 31) // 32 * 32, (W + 31) // 32 * 32
+    for i in range(0, len(imgs), batch):
+        x = torch.from_numpy(imgs[i:i + batch]).permute(0, 3, 1, 2).float() / 255.0
+        x = normalize(x, args.mean, args.std)
+        xp = torch.zeros(x.shape[0], 3, ph, pw)
+        xp[:, :, :H, :W] = x
+        s = predict_semantic(model, xp, (H, W), (H, W))
+        pred = s.argmax(1).numpy()
+        gt = labs[i:i + batch]
+        m = gt != IGNORE
+        conf += np.bincount(gt[m].astype(np.int64) * NUM_CLASSES + pred[m], minlength=NUM_CLASSES ** 2).reshape(NUM_CLASSES, NUM_CLASSES)
+    inter = np.diag(conf).astype(np.float64)
+    union = conf.sum(0) + conf.sum(1) - np.diag(conf)
+    iou = inter / np.maximum(union, 1)
+    model.train()
+    return float(iou.mean()), iou.tolist(), float(inter.sum() / max(1, conf.sum()))
+
+
+def lr_at(it, total, args):
+    if it < args.warmup:
+        return args.lr * (0.1 + 0.9 * it / args.warmup)
+    p = min(1.0, (it - args.warmup) / max(1, total - args.warmup))
+    return args.lr * ((1 - p) ** 0.9) + args.min_lr
+
+
+def save_atomic(obj, path):
+    tmp = path + ".tmp"
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--name", required=True)
+    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--backbone", default="ese_vovnet19b_slim_dw")
+    ap.add_argument("--head", default="{}", help="JSON overrides of polymax_torch.DEFAULT_HEAD")
+    ap.add_argument("--epochs", type=int, default=100)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--crop", type=int, nargs=2, default=[288, 352], metavar=("H", "W"))
+    ap.add_argument("--scale", type=float, nargs=2, default=[0.5, 2.0])
+    ap.add_argument("--jitter", type=float, default=0.2)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--min-lr", type=float, default=1e-5)
+    ap.add_argument("--wd", type=float, default=0.05)
+    ap.add_argument("--warmup", type=int, default=300)
+    ap.add_argument("--aux", type=float, default=1.0, help="weight of each decoder layer's own read-out loss")
+    ap.add_argument("--class-weight", default="sqrt", choices=["none", "sqrt", "mfb"])
+    ap.add_argument("--eval-every", type=int, default=4)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--max-iters", type=int, default=0, help="stop after this many iterations (timing runs)")
+    args = ap.parse_args()
+    args.mean, args.std = MEAN, STD
+    torch.set_num_threads(args.threads)
+    run = os.path.join(ROOT, "tools", "runs", args.name)
+    os.makedirs(run, exist_ok=True)
+    logf = open(os.path.join(run, "log.txt"), "a")
+
+    def log(msg):
+        line = time.strftime("%Y-%m-%d %H:%M:%S ") + msg
+        logf.write(line + "\n")
+        logf.flush()
+        print(line, flush=True)
+
+    ck = None
+    if args.resume and os.path.exists(os.path.join(run, "last.pt")):
+        ck = torch.load(os.path.join(run, "last.pt"), map_location="cpu", weights_only=False)
+        saved = ck["train_args"]
+        given = {a.split("=")[0].lstrip("-").replace("-", "_") for a in sys.argv[1:] if a.startswith("--")}
+        for k, v in saved.items():
+            if k not in given and k not in ("resume", "name"):
+                setattr(args, k, v)
+    random.seed(args.seed + (ck["epoch"] if ck else 0))
+    torch.manual_seed(args.seed + (ck["epoch"] if ck else 0))
+    model_args = dict(backbone=args.backbone, head=json.loads(args.head) if isinstance(args.head, str) else args.head,
+                      depth=False)
+    model = PolyMaX(model_args["backbone"], model_args["head"], depth=False)
+    model_args["head"] = model.head_cfg
+    decay, no_decay = [], []
+    for n, p in model.named_parameters():
+        (no_decay if p.ndim <= 1 or "rpe" in n or "_cluster_centers" in n else decay).append(p)
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.wd}, {"params": no_decay, "weight_decay": 0.0}],
+                            lr=args.lr, betas=(0.9, 0.999))
+    start_epoch, it, best, history = 0, 0, -1.0, []
+    if ck:
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        start_epoch, it, best, history = ck["epoch"], ck["iters"], ck.get("best", -1.0), ck.get("history", [])
+        log(f"resumed from epoch {start_epoch} (iter {it}, best val mIoU {best:.4f})")
+    with open(os.path.join(run, "args.json"), "w") as f:
+        json.dump(vars(args), f, indent=1)
+    n_par = sum(p.numel() for p in model.parameters())
+    log(f"args {json.dumps(vars(args))}")
+    log(f"model {args.backbone} head {json.dumps(model.head_cfg)} params {n_par}")
+    _, timgs, tlabs = load_split("train")
+    _, vimgs, vlabs = load_split("val")
+    log(f"data: train {len(timgs)}, val {len(vimgs)}")
+    weight = class_weights(args.class_weight)
+    if weight is not None:
+        log("class weights " + " ".join(f"{w:.2f}" for w in weight.tolist()))
+    per_epoch = len(timgs) // args.batch
+    total = per_epoch * args.epochs
+    model.train()
+    for epoch in range(start_epoch, args.epochs):
+        t0 = time.time()
+        perm = np.random.RandomState(args.seed * 1000 + epoch).permutation(len(timgs))
+        run_loss, run_main, nb = 0.0, 0.0, 0
+        for b in range(per_epoch):
+            idx = perm[b * args.batch:(b + 1) * args.batch]
+            x, y = make_batch(timgs, tlabs, idx, args)
+            for g in opt.param_groups:
+                g["lr"] = lr_at(it, total, args)
+            o = model(x)
+            main = sem_nll(o["mask_logits"], o["class_logits"], y, weight)
+            loss = main
+            if args.aux > 0:
+                for ml, cl, _ in o["aux"]:
+                    loss = loss + args.aux * sem_nll(ml, cl, y, weight)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            opt.step()
+            it += 1
+            nb += 1
+            run_loss += loss.item()
+            run_main += main.item()
+            if it % 10 == 0:
+                log(f"ep {epoch + 1} it {it} loss {run_loss / nb:.4f} main {run_main / nb:.4f} lr {opt.param_groups[0]['lr']:.2e} "
+                    f"{(time.time() - t0) / nb:.2f} s/it")
+            if args.max_iters and it >= args.max_iters:
+                log("max iters reached")
+                return
+        dt = time.time() - t0
+        rec = dict(epoch=epoch + 1, iters=it, loss=run_loss / max(1, nb), main=run_main / max(1, nb), sec=dt)
+        msg = f"epoch {epoch + 1}/{args.epochs} done: loss {rec['loss']:.4f} main {rec['main']:.4f} {dt:.0f} s/epoch"
+        miou = None
+        if (epoch + 1) % args.eval_every == 0 or epoch + 1 == args.epochs:
+            te = time.time()
+            miou, ious, acc = evaluate(model, vimgs, vlabs, args)
+            rec.update(val_miou=miou, val_iou=ious, val_acc=acc)
+            msg += f" | val mIoU {miou * 100:.2f} acc {acc * 100:.2f} ({time.time() - te:.0f} s) IoU " + \
+                " ".join(f"{v * 100:.1f}" for v in ious)
+        history.append(rec)
+        state = dict(model=model.state_dict(), optimizer=opt.state_dict(), epoch=epoch + 1, iters=it,
+                     best=max(best, miou if miou is not None else -1), history=history, model_args=model_args,
+                     train_args=vars(args), val_miou=miou)
+        if miou is not None and miou > best:
+            best = miou
+            state["best"] = best
+            save_atomic(state, os.path.join(run, "best.pt"))
+            msg += " (best)"
+        save_atomic(state, os.path.join(run, "last.pt"))
+        log(msg)
+    log("training finished")
+
+
+if __name__ == "__main__":
+    main()
