@@ -58,11 +58,14 @@ public struct NormalMap: Sendable {
 public enum PipelineError: Error, CustomStringConvertible, Sendable, Equatable {
     /// The model cannot do what was asked (e.g. normals without `readout.normals.*`).
     case unsupportedTask(String)
+    /// No model file in a folder serves the requested use (``ModelCapabilities/defaultModel(in:for:)``).
+    case noSuitableModel(String)
 
     /// One line.
     public var description: String {
         switch self {
         case .unsupportedTask(let m): return m
+        case .noSuitableModel(let m): return m
         }
     }
 }
@@ -92,10 +95,16 @@ public struct Segmenter: Sendable {
     /// Palette `[r, g, b]` per class.
     public var palette: [[UInt8]] { model.config.palette }
 
+    /// Checks from the upright image size alone (e.g. an ``ImageInfo`` from ``ImageDecoder/probe(path:)``),
+    /// before decoding, that the model can take the image; see ``PolyMaXModel/checkInputSize(width:height:)``.
+    /// - Throws: `PolyMaXError.unsupportedInputSize`; `ImageError.invalidArgument` for a non-positive size.
+    public func checkImageSize(width: Int, height: Int) throws { try model.checkInputSize(width: width, height: height) }
+
     /// Segments an upright image (as `ImageDecoder.decode` returns it).
     /// - Parameter includeScores: also return the `[C, H, W]` class scores.
     /// - Returns: labels at the image's size.
-    /// - Throws: `ImageError.invalidArgument` for an empty image; `PolyMaXError` on an internal shape mismatch.
+    /// - Throws: `ImageError.invalidArgument` for an empty image; `PolyMaXError.unsupportedInputSize` for an image
+    ///   the model cannot take (checked before anything is allocated); `PolyMaXError` on an internal shape mismatch.
     public func segment(_ image: RGBImage, includeScores: Bool = false) throws -> SegmentationResult {
         try segmentNow(image, includeScores: includeScores)
     }
@@ -133,6 +142,11 @@ public struct DepthEstimator: Sendable {
     public var hasDepth: Bool { model.head.readout.hasDepth }
     /// Whether the model has `readout.normals.*` weights.
     public var hasNormals: Bool { model.head.readout.hasNormals }
+
+    /// Checks from the upright image size alone, before decoding, that the model can take the image; see
+    /// ``PolyMaXModel/checkInputSize(width:height:)``.
+    /// - Throws: `PolyMaXError.unsupportedInputSize`; `ImageError.invalidArgument` for a non-positive size.
+    public func checkImageSize(width: Int, height: Int) throws { try model.checkInputSize(width: width, height: height) }
 
     /// Depth of an upright image at its size, in the model's `depth_units`.
     /// - Throws: `PipelineError.unsupportedTask` when the model has no depth read-out; `ImageError.invalidArgument`

@@ -39,12 +39,16 @@ public enum PolyMaXError: Error, CustomStringConvertible, Sendable, Equatable {
     case shape(String)
     /// A read-out was requested whose weights were not loaded.
     case missingReadout(String)
+    /// An image whose size this model cannot take, too large for its axial attention or too small for its backbone
+    /// (known from the size alone, before anything is allocated).
+    case unsupportedInputSize(String)
 
     /// One line naming the problem.
     public var description: String {
         switch self {
         case .shape(let m): return "polymax: \(m)"
         case .missingReadout(let m): return "polymax read-out: \(m)"
+        case .unsupportedInputSize(let m): return m
         }
     }
 }

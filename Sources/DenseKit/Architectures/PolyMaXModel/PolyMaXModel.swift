@@ -62,6 +62,46 @@ public final class PolyMaXModel: Sendable {
         return try head.run(res2: r2, res3: r3, res4: r4, res5: r5)
     }
 
+    /// Checks, from the upright image size alone and before any pixel or activation memory is allocated, that an
+    /// image of `width x height` can run through this model: the letterboxed network input (`config.preprocess`)
+    /// must pass the backbone's shape checks (every pool needs 2 rows and columns), and the backbone features
+    /// that reach an axial stage of the pixel decoder must be at most `max_span` long on each side. Callers that
+    /// read the size from an image header (``ImageDecoder/probe(path:)``, upright ``ImageInfo/width`` and
+    /// ``ImageInfo/height``) can refuse an image before decoding it; ``predict(_:tasks:scores:)`` runs the
+    /// same check first.
+    /// - Returns: the letterbox geometry the image would get.
+    /// - Throws: `PolyMaXError.unsupportedInputSize` naming the image size, the limit and the largest side that fits;
+    ///   `ImageError.invalidArgument` for a non-positive size.
+    @discardableResult
+    public func checkInputSize(width: Int, height: Int) throws -> LetterboxGeometry {
+        let g = try LetterboxGeometry(height: height, width: width, preprocess: config.preprocess)
+        let inputShape = [1, 3, g.paddedHeight, g.paddedWidth]
+        let plan: ExecutionPlan
+        do { plan = try backbone.plan(inputShape: inputShape) } catch {
+            throw PolyMaXError.unsupportedInputSize("a \(width)x\(height) image (network input \(g.paddedWidth)x\(g.paddedHeight)) does not fit the backbone: \(error)")
+        }
+        let names = backbone.outputNames, shapes = plan.outputShapes
+        let pd = config.head.pixelDecoder
+        // Pixel-decoder stage i (OS32, OS16, OS8, OS4) reads the backbone feature of that stride; the finest axial
+        // stage sets the limit, so it is checked (and reported) first.
+        let stages = [("feat32", 32), ("feat16", 16), ("feat8", 8), ("feat4", 4)].enumerated().filter { pd.layerTypes[$0.offset] == .axial }
+        let finest = stages.map { $0.element.1 }.min() ?? 32
+        for (_, (name, stride)) in stages.reversed() {
+            guard let j = names.firstIndex(of: name), j < shapes.count, shapes[j].count == 4 else { continue }
+            let fh = shapes[j][2], fw = shapes[j][3]
+            guard fh > pd.maxSpan || fw > pd.maxSpan else { continue }
+            let fit: String
+            switch config.preprocess.sizing {
+            case .multiple: fit = "images up to about \(pd.maxSpan * finest) pixels per side fit"
+            case .fixed(let h, let w): fit = "its fixed input size \(w)x\(h) is too large for every image"
+            }
+            throw PolyMaXError.unsupportedInputSize(
+                "a \(width)x\(height) image is too large for this model: its stride-\(stride) features would be \(fw)x\(fh), "
+                + "above the axial attention's max_span \(pd.maxSpan) (\(fit))")
+        }
+        return g
+    }
+
     /// Predicts one decoded (upright) image: letterbox as `config.preprocess` says, backbone + head, crop the
     /// padding on the stride-4 mask logits, then the fused read-out straight to `H x W` (logits resized
     /// bilinearly, half-pixel centres, before the softmax). Nothing is resized after the read-out.
@@ -69,6 +109,7 @@ public final class PolyMaXModel: Sendable {
     ///   - tasks: read-outs to compute (`.semantic` gives labels, and scores when `scores` is true).
     ///   - scores: keep the `[C, H, W]` class scores.
     /// - Throws: `PolyMaXError.missingReadout` when depth / normals are asked without their weights;
+    ///   `PolyMaXError.unsupportedInputSize` (before anything is allocated) as ``checkInputSize(width:height:)``;
     ///   `ImageError.invalidArgument` for an empty image.
     public func predict(_ image: RGBImage, tasks: PolyMaXReadoutTasks, scores: Bool = false) throws -> PolyMaXPrediction {
         if tasks.contains(.depth) && !head.readout.hasDepth {
@@ -77,6 +118,7 @@ public final class PolyMaXModel: Sendable {
         if tasks.contains(.normals) && !head.readout.hasNormals {
             throw PolyMaXError.missingReadout("this model has no surface-normal read-out (no readout.normals.* weights)")
         }
+        _ = try checkInputSize(width: image.width, height: image.height)
         let (input, g) = try ImageTensor.letterbox(image, preprocess: config.preprocess)
         let out = try forward(input)
         let ml = out.maskLogits
