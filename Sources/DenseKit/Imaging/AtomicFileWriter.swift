@@ -5,7 +5,7 @@ import Glibc
 import Darwin
 #endif
 
-/// Atomic file writes (internal; see ``PNGEncoder/write(_:to:overwrite:)``):
+/// Atomic file writes (internal; the public entry is ``AtomicFile/write(_:to:overwrite:)``):
 /// temporary file in the target's folder, write + fsync, then rename (overwrite)
 /// or link (no overwrite, fails atomically if the target appeared meanwhile).
 enum AtomicFileWriter {

@@ -68,7 +68,8 @@ public enum PNGEncoder {
         return try encodePalette(width: width, height: height, indices: indices, palette: triples)
     }
 
-    /// Writes `data` to `path` atomically: a temporary file is written and synced in
+    /// Writes `data` (any bytes, not only PNG) to `path` atomically, exactly as ``AtomicFile/write(_:to:overwrite:)``
+    /// (the neutral name to use for other formats): a temporary file is written and synced in
     /// the same folder, then renamed over the target, so readers see either the old
     /// file or the complete new one, and a failure leaves no partial or temporary file.
     /// - Parameters:

@@ -1,6 +1,6 @@
 import Foundation
 
-/// File encodings of pipeline results (bytes only; write them with `PNGEncoder.write(_:to:overwrite:)`,
+/// File encodings of pipeline results (bytes only; write them with ``AtomicFile/write(_:to:overwrite:)``,
 /// which is atomic).
 public enum PipelineOutputs {
     /// A NumPy `.npy` (format 1.0) of little-endian float32 values, C order.
