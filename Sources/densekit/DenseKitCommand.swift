@@ -5,15 +5,16 @@ import Foundation
 /// `densekit`: the command-line shell over the DenseKit library.
 ///
 /// Exit codes: 0 success; 1 bad input or failed operation (one line on stderr);
-/// 64 usage error (bad flags or arguments).
+/// 64 usage error (bad flags or arguments). No other code is used (the README's table).
 @main
 struct DenseKitCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "densekit",
         abstract: "Dense prediction (segmentation, depth, normals) on the CPU.",
         discussion: """
-        Exit codes: 0 success; 1 bad input or failed operation (one line on stderr); \
-        64 usage error.
+        Exit codes: 0 success (also --help, --version); 1 bad input or failed operation: missing, corrupt or \
+        too large image, damaged or unsuitable model, output exists or unwritable, parity failure (one line on \
+        stderr); 64 usage error: unknown subcommand or option, missing argument, bad option value.
         """,
         version: DenseKitVersion.string + "\n" + BLAS.summary(),
         subcommands: [InfoCommand.self, InspectCommand.self, ParityCommand.self, ProfileCommand.self, BenchCommand.self, DemoCommand.self, SegmentCommand.self, DepthCommand.self, NormalsCommand.self]

@@ -10,7 +10,11 @@ struct InspectCommand: ParsableCommand {
 
     @Argument(help: "A PNG or JPEG file (the format is read from its bytes).") var path: String
     @Flag(help: "Print one JSON object.") var json = false
-    @Option(help: "Refuse images with more pixels than this.") var maxPixels: Int = 100_000_000
+    @Option(help: "Refuse images with more pixels (stored width x height) than this.") var maxPixels: Int = 100_000_000
+
+    func validate() throws {
+        guard maxPixels > 0 else { throw ValidationError("--max-pixels must be positive, got \(maxPixels)") }
+    }
 
     func run() throws {
         try runReportingErrors {
