@@ -104,8 +104,12 @@ def make_batch(imgs, labs, idx, args):
     return torch.stack(xs), torch.stack(ys)
 
 
-def sem_nll(ml, cl, target, weight):
-    """NLL of the semantic read-out; ml [B,K,h,w] resized (bilinear, half-pixel) to the label size."""
+def sem_nll(ml, cl, target, weight, stride=1):
+    """NLL of the semantic read-out; ml [B,K,h,w] resized (bilinear, half-pixel) to the label size / stride,
+    labels subsampled (nearest, the pixel at each output cell's centre)."""
+    if stride > 1:
+        o = stride // 2
+        target = target[:, o::stride, o::stride]
     sem = semantic_scores(ml, cl, tuple(target.shape[-2:]), False)  # [B, C, H, W], sums to <= 1
     logp = torch.log(sem.clamp_min(1e-8))
     return F.nll_loss(logp, target, weight=weight, ignore_index=IGNORE)
@@ -153,16 +157,18 @@ def main():
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--backbone", default="ese_vovnet19b_slim_dw")
     ap.add_argument("--head", default="{}", help="JSON overrides of polymax_torch.DEFAULT_HEAD")
-    ap.add_argument("--epochs", type=int, default=100)
+    ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--crop", type=int, nargs=2, default=[288, 352], metavar=("H", "W"))
-    ap.add_argument("--scale", type=float, nargs=2, default=[0.5, 2.0])
+    ap.add_argument("--crop", type=int, nargs=2, default=[256, 352], metavar=("H", "W"))
+    ap.add_argument("--scale", type=float, nargs=2, default=[0.5, 1.75])
     ap.add_argument("--jitter", type=float, default=0.2)
-    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--lr", type=float, default=1.5e-3)
     ap.add_argument("--min-lr", type=float, default=1e-5)
     ap.add_argument("--wd", type=float, default=0.05)
-    ap.add_argument("--warmup", type=int, default=300)
+    ap.add_argument("--warmup", type=int, default=100)
     ap.add_argument("--aux", type=float, default=1.0, help="weight of each decoder layer's own read-out loss")
+    ap.add_argument("--loss-stride", type=int, default=2, help="final-prediction loss on labels subsampled by this")
+    ap.add_argument("--aux-stride", type=int, default=4, help="decoder-layer losses on labels subsampled by this")
     ap.add_argument("--class-weight", default="sqrt", choices=["none", "sqrt", "mfb"])
     ap.add_argument("--eval-every", type=int, default=4)
     ap.add_argument("--threads", type=int, default=2)
@@ -193,6 +199,8 @@ def main():
     torch.manual_seed(args.seed + (ck["epoch"] if ck else 0))
     model_args = dict(backbone=args.backbone, head=json.loads(args.head) if isinstance(args.head, str) else args.head,
                       depth=False)
+    if ck:
+        model_args = ck["model_args"]  # the architecture of a resumed run never changes
     model = PolyMaX(model_args["backbone"], model_args["head"], depth=False)
     model_args["head"] = model.head_cfg
     decay, no_decay = [], []
@@ -230,11 +238,11 @@ def main():
             for g in opt.param_groups:
                 g["lr"] = lr_at(it, total, args)
             o = model(x)
-            main = sem_nll(o["mask_logits"], o["class_logits"], y, weight)
+            main = sem_nll(o["mask_logits"], o["class_logits"], y, weight, args.loss_stride)
             loss = main
             if args.aux > 0:
                 for ml, cl, _ in o["aux"]:
-                    loss = loss + args.aux * sem_nll(ml, cl, y, weight)
+                    loss = loss + args.aux * sem_nll(ml, cl, y, weight, args.aux_stride)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
