@@ -80,6 +80,7 @@ def main():
     ap.add_argument("--image", default=os.path.join(ROOT, "..", "shared", "data", "camvid", "val", "images", "0016E5_07959.jpg"))
     ap.add_argument("--backbone", default="ese_vovnet19b_slim_dw")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--depth", action="store_true", help="random model with readout.depth.* (task depth): also compare densekit depth")
     ap.add_argument("--f64", action="store_true", help="also run PyTorch in float64 (rounding-noise yardstick)")
     ap.add_argument("--mask-scale", type=float, default=1.0, help="weight of the random model's scalar mask BN")
     args = ap.parse_args()
@@ -96,14 +97,17 @@ def main():
         raise SystemExit("--model: use --checkpoint (the PyTorch side needs the module)")
     else:
         torch.manual_seed(args.seed)
-        model = PolyMaX(args.backbone)
+        model = PolyMaX(args.backbone, depth=args.depth)
+        if args.depth:
+            with torch.no_grad():
+                model.readout.depth.weight.normal_(0, 0.3 / model.head_cfg["query_dim"] ** 0.5)
         vd = os.path.dirname(args.image)
         others = sorted(f for f in os.listdir(vd) if f.endswith(".jpg"))[:3]
         calib = torch.cat([letterbox(np.array(Image.open(os.path.join(vd, f)).convert("RGB")), mean, std)
                            for f in others + [os.path.basename(args.image)]])
         randomize(model, args.seed, args.mask_scale, calib)
         path = os.path.join(tmp, "model.safetensors")
-        export(model, path)
+        export(model, path, task="multitask" if args.depth else "segmentation")
     img = np.array(Image.open(args.image).convert("RGB"))
     png = os.path.join(tmp, "img.png")
     Image.fromarray(img).save(png)
@@ -142,6 +146,23 @@ def main():
     iy, ix = np.unravel_index(d.max(0).argmax(), d.shape[1:])
     print(f"worst pixel (y={iy}, x={ix}): swift {np.round(sw[:, iy, ix], 5).tolist()} torch {np.round(s[:, iy, ix], 5).tolist()}")
     ok = agree_png >= 0.999 and d.max() <= 1e-4
+    if args.depth:
+        from polymax_torch import depth_map
+        r = subprocess.run([args.densekit, "depth", png, "-m", path, "-o", out, "--format", "npy", "--force"],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            print(r.stdout, r.stderr)
+            raise SystemExit(f"densekit depth failed ({r.returncode})")
+        swd = np.load(os.path.join(out, "img.depth.npy"))
+        with torch.no_grad():
+            o = model(x)
+            ml = o["mask_logits"][:, :, :int(math.floor(h * o["mask_logits"].shape[2] / x.shape[2] + 0.5)),
+                                  :int(math.floor(w * o["mask_logits"].shape[3] / x.shape[3] + 0.5))]
+            hc = model.head_cfg
+            td = depth_map(ml, o["cluster_embeddings"], model.readout, hc["d_min"], hc["d_max"], (h, w))[0, 0].numpy()
+        dd = np.abs(swd.reshape(td.shape) - td)
+        print(f"depth: range {td.min():.4f}..{td.max():.4f} m, max |diff| {dd.max():.3e}, mean {dd.mean():.3e}")
+        ok = ok and dd.max() <= 1e-3
     print("PASS" if ok else "FAIL")
     sys.exit(0 if ok else 1)
 
