@@ -35,6 +35,14 @@ int dk_maxpool_plane(const float *src, float *dst, float *tmp, long height, long
                      long outH, long outW, int kH, int kW, int strideH, int strideW,
                      int padH, int padW);
 
+/**
+ * `y[i] = gelu(x[i])`, exact (erf) form, for `count` values (`x == y` allowed): the same
+ * operations in the same order as DenseKit's Swift `VectorMath.gelu1` (Numerical Recipes'
+ * erfcc, Cephes' expf; no fused multiply-adds), so both give identical bits.
+ * Returns 1 when done, 0 when this CPU lacks AVX-512 (nothing written).
+ */
+int dk_gelu(const float *x, float *y, long count);
+
 #ifdef __cplusplus
 }
 #endif

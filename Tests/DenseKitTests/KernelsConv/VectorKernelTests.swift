@@ -79,3 +79,27 @@ final class VectorKernelTests: XCTestCase {
         XCTAssertGreaterThan(cases, 100)
     }
 }
+
+/// The AVX-512 GELU gives exactly the bits of the Swift formula it replaces.
+final class VectorGeluTests: XCTestCase {
+    func testGeluVectorKernelIsBitIdenticalToSwiftFormula() throws {
+        try XCTSkipUnless(KernelDispatch.avx512, "this CPU has no AVX-512")
+        var xs: [Float] = [0, -0, 1, -1, 1e-30, -1e-30, 3, -3, 5.5, -5.5, 9, -9, 13, -13, 20, -20, 88, -88, 100, -100,
+                           .infinity, -.infinity, .nan, .leastNonzeroMagnitude, .greatestFiniteMagnitude, -.greatestFiniteMagnitude]
+        var gen = KAGenerator(seed: 5)
+        for _ in 0..<20_000 { xs.append(gen.next() * 12) }
+        xs.append(contentsOf: [0.5, -0.25, 2.5])   // a masked tail
+        var ys = [Float](repeating: 0, count: xs.count)
+        xs.withUnsafeBufferPointer { x in ys.withUnsafeMutableBufferPointer { y in
+            VectorMath.apply(.gelu, x.baseAddress!, y.baseAddress!, count: x.count)
+        } }
+        for (x, y) in zip(xs, ys) {
+            let want = VectorMath.gelu1(x)
+            XCTAssertTrue(want.bitPattern == y.bitPattern || (want.isNaN && y.isNaN), "gelu(\(x)): \(y) vs \(want)")
+            if x.isFinite && abs(x) < 30 {
+                let exact = 0.5 * Double(x) * erfc(-Double(x) / 2.0.squareRoot())
+                XCTAssertEqual(Double(y), exact, accuracy: 3e-6 * abs(exact) + 1e-8, "gelu(\(x))")
+            }
+        }
+    }
+}
