@@ -29,9 +29,12 @@ let package = Package(
             name: "CImageCodecs",
             linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("jpeg"), .linkedLibrary("z")]
         ),
+        // Hand-vectorised inner loops (AVX-512 by per-function target attributes, chosen at
+        // run time; the Swift kernels run when a CPU lacks the instructions).
+        .target(name: "CKernels"),
         .target(
             name: "DenseKit",
-            dependencies: ["CBLAS", "CImageCodecs"],
+            dependencies: ["CBLAS", "CImageCodecs", "CKernels"],
             swiftSettings: [.swiftLanguageMode(.v5)],
             linkerSettings: [.linkedLibrary("dl")]
         ),

@@ -40,7 +40,8 @@ enum ConvEpilogue {
             }
             while i < count { p[i] = min(max(p[i] + bias, 0), 6); i += 1 }
         default:
-            for i in 0..<count { p[i] = activation.apply(p[i] + bias) }
+            if bias != 0 { addBias(p, count: count, bias: bias) }
+            activation.apply(p, count: count)
         }
     }
 

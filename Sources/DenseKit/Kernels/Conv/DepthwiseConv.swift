@@ -1,3 +1,4 @@
+import CKernels
 /// Direct depthwise convolution (`groups == C_in`, `C_out = m * C_in`, output channel `o`
 /// reads input channel `o / m`), without im2col.
 ///
@@ -8,7 +9,9 @@
 /// even lanes taken from a `SIMD32` load), and a scalar border path handles the columns whose
 /// window leaves the input. Bias and activation are applied to the row while it is in L1.
 /// 3x3 and 5x5 kernels get unrolled specialisations; other sizes, dilations and strides use
-/// the same code with run-time sizes.
+/// the same code with run-time sizes. On CPUs with AVX-512 the planes with dilation 1, equal
+/// strides 1 or 2 and kernels up to 8x8 run in `dk_depthwise_plane` (CKernels: 16 columns
+/// per FMA vector, masked loads at the ends, the same tap order) instead.
 enum DepthwiseConv {
     /// Computes the convolution for `batch` images.
     /// - Parameters:
@@ -36,6 +39,18 @@ enum DepthwiseConv {
     static func plane(src: UnsafePointer<Float>, dst: UnsafeMutablePointer<Float>, w: UnsafePointer<Float>,
                       bias: Float, activation: Activation, g: ConvGeometry) {
         let unit = g.dilationH == 1 && g.dilationW == 1 && g.strideH == g.strideW
+        if unit && KernelDispatch.avx512 && g.kernelH <= 8 && g.kernelW <= 8 && g.padTop >= 0 && g.padLeft >= 0 {
+            // AVX-512 kernel when the CPU has it (CKernels); ReLU fused, other activations after.
+            let relu: Int32 = activation == .relu ? 1 : 0
+            if dk_depthwise_plane(src, dst, w, bias, relu, g.height, g.width, g.outH, g.outW,
+                                  Int32(g.kernelH), Int32(g.kernelW), Int32(g.strideW),
+                                  Int32(g.padTop), Int32(g.padLeft)) != 0 {
+                if activation != .none && activation != .relu {
+                    ConvEpilogue.applyPlane(dst, count: g.outPixels, bias: 0, activation: activation)
+                }
+                return
+            }
+        }
         switch (g.kernelH, g.kernelW, g.strideW, unit) {
         case (3, 3, 1, true): plane3x3s1(src, dst, w, bias, activation, g)
         case (3, 3, 2, true): plane3x3s2(src, dst, w, bias, activation, g)

@@ -1,3 +1,5 @@
+import CKernels
+
 /// Vectorised float32 transcendental functions for the element-wise kernels.
 ///
 /// `exp1` is Cephes' `expf` (range reduction by ln 2 in two parts, degree-6 polynomial; about 2 ulp),
@@ -74,7 +76,10 @@ enum VectorMath {
     /// `y[i] = act(x[i])` for the four smooth activations (one loop each, so each vectorises).
     static func apply(_ act: Activation, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
         switch act {
-        case .gelu: for i in 0..<count { y[i] = gelu1(x[i]) }
+        case .gelu:
+            // AVX-512 version of the same formula (identical bits) when the CPU has it.
+            if KernelDispatch.avx512 && dk_gelu(x, y, count) != 0 { return }
+            for i in 0..<count { y[i] = gelu1(x[i]) }
         case .geluTanh: for i in 0..<count { y[i] = geluTanh1(x[i]) }
         case .silu: for i in 0..<count { y[i] = silu1(x[i]) }
         case .sigmoid: for i in 0..<count { y[i] = sigmoid1(x[i]) }

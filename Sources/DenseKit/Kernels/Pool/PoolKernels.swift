@@ -1,3 +1,4 @@
+import CKernels
 /// Window geometry of a 2-D max or average pooling (PyTorch `max_pool2d` / `avg_pool2d` arguments).
 ///
 /// Sizes follow `torch.nn.functional.max_pool2d` and `avg_pool2d`: symmetric implicit padding
@@ -95,8 +96,18 @@ public enum PoolKernels {
                                  _ p: Pool2dParameters, _ y: UnsafeMutablePointer<Float>) {
         let (oh, ow) = p.outputSize(height: height, width: width)
         guard planes > 0, oh > 0, ow > 0 else { return }
-        let cols = columnRanges(p, width: width, outWidth: ow)
         let inPlane = height * width, outPlane = oh * ow
+        if p.dilationH == 1 && p.dilationW == 1 && KernelDispatch.avx512 {
+            Threading.parallelFor(planes, grain: max(1, 16384 / max(inPlane, 1))) { plane in
+                let tmp = UnsafeMutablePointer<Float>.allocate(capacity: width + 64)
+                defer { tmp.deallocate() }
+                _ = dk_maxpool_plane(x + plane * inPlane, y + plane * outPlane, tmp, height, width, oh, ow,
+                                     Int32(p.kernelH), Int32(p.kernelW), Int32(p.strideH), Int32(p.strideW),
+                                     Int32(p.padH), Int32(p.padW))
+            }
+            return
+        }
+        let cols = columnRanges(p, width: width, outWidth: ow)
         cols.withUnsafeBufferPointer { cr in
             Threading.parallelFor(planes, grain: max(1, 16384 / max(inPlane, 1))) { plane in
                 maxPoolPlane(x + plane * inPlane, height: height, width: width, p, oh: oh, ow: ow, cols: cr,

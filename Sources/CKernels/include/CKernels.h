@@ -1,0 +1,49 @@
+#ifndef DENSEKIT_CKERNELS_H
+#define DENSEKIT_CKERNELS_H
+
+/* DenseKit's hand-vectorised inner loops, compiled per function for the instruction sets
+ * they need (`__attribute__((target(...)))`, no build flags) and chosen at run time:
+ * every entry returns 0 without touching memory when this CPU lacks the instructions or the
+ * geometry is not one it handles, and the Swift kernels then run instead. Layouts are
+ * PyTorch's (NCHW planes, row-major). */
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** 1 when this CPU runs the AVX-512F kernels below, else 0. */
+int dk_has_avx512(void);
+
+/**
+ * One plane of a depthwise convolution: `dst[oh, ow] = act(bias + sum_{a,b} w[a*kW+b] *
+ * src[oh*stride - padT + a, ow*stride - padL + b])`, taps outside the input count as zero.
+ * `src` is `height x width`, `dst` is `outH x outW`, `w` is `kH x kW`; `relu` 1 applies
+ * `max(0, y)` with NaN kept. Handles stride 1 or 2 (both axes), dilation 1, kW <= 8.
+ * Returns 1 when done, 0 when not handled (nothing written).
+ */
+int dk_depthwise_plane(const float *src, float *dst, const float *w, float bias, int relu,
+                       long height, long width, long outH, long outW,
+                       int kH, int kW, int stride, int padT, int padL);
+
+/**
+ * One plane of max pooling with PyTorch's rule (a NaN in the window gives NaN; taps outside
+ * the input are skipped): `dst[i, j] = max over valid (a, b) of src[i*strideH - padH + a,
+ * j*strideW - padW + b]`, for dilation 1. `tmp` holds at least `width + 64` floats.
+ * A window with no valid tap gives -inf. Returns 1 when done, 0 when not handled.
+ */
+int dk_maxpool_plane(const float *src, float *dst, float *tmp, long height, long width,
+                     long outH, long outW, int kH, int kW, int strideH, int strideW,
+                     int padH, int padW);
+
+/**
+ * `y[i] = gelu(x[i])`, exact (erf) form, for `count` values (`x == y` allowed): the same
+ * operations in the same order as DenseKit's Swift `VectorMath.gelu1` (Numerical Recipes'
+ * erfcc, Cephes' expf; no fused multiply-adds), so both give identical bits.
+ * Returns 1 when done, 0 when this CPU lacks AVX-512 (nothing written).
+ */
+int dk_gelu(const float *x, float *y, long count);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,105 @@
+import Foundation
+import XCTest
+@testable import DenseKit
+
+/// The AVX-512 kernels of `CKernels` against the Swift kernels they replace, on many geometries
+/// (odd widths, both strides, every padding, ceil mode, NaN inputs). Skipped on CPUs without AVX-512.
+final class VectorKernelTests: XCTestCase {
+    override func setUpWithError() throws {
+        try XCTSkipUnless(KernelDispatch.avx512, "this CPU has no AVX-512: only the Swift kernels run")
+    }
+
+    override func tearDown() { KernelDispatch.allowVectorKernels = true }
+
+    private func both<T>(_ body: () throws -> T) rethrows -> (vector: T, swift: T) {
+        KernelDispatch.allowVectorKernels = true
+        let v = try body()
+        KernelDispatch.allowVectorKernels = false
+        defer { KernelDispatch.allowVectorKernels = true }
+        return (v, try body())
+    }
+
+    func testDepthwiseMatchesSwiftKernel() throws {
+        var gen = KAGenerator(seed: 41)
+        var cases = 0
+        for k in [1, 3, 5, 7] {
+            for stride in [1, 2] {
+                for pad in Set([0, k / 2, k - 1]) {
+                    for (h, w) in [(1, 1), (5, 3), (9, 17), (12, 33), (7, 40), (20, 64)] {
+                        for act in [Activation.none, .relu, .gelu] {
+                            let p = Conv2dParameters(inChannels: 3, outChannels: 6, kernelH: k, kernelW: k,
+                                                     strideH: stride, strideW: stride, padH: pad, padW: pad,
+                                                     groups: 3, activation: act)
+                            let o = p.outputSize(height: h, width: w)
+                            if o.height < 1 || o.width < 1 { continue }
+                            let x = gen.tensor([2, 3, h, w]), wt = gen.tensor([6, 1, k, k]), b = gen.tensor([6])
+                            let op = try Conv2dOperator(p, weight: wt, bias: b)
+                            let r = try both { try op.checkedCall(x) }
+                            XCTAssertEqual(r.vector.shape, r.swift.shape)
+                            for (a, s) in zip(r.vector.scalars, r.swift.scalars) {
+                                XCTAssertEqual(a, s, accuracy: 2e-6 * max(1, abs(s)), "k\(k) s\(stride) p\(pad) \(h)x\(w) \(act)")
+                            }
+                            cases += 1
+                        }
+                    }
+                }
+            }
+        }
+        XCTAssertGreaterThan(cases, 150)
+    }
+
+    func testMaxPoolMatchesSwiftKernelBitForBit() throws {
+        var gen = KAGenerator(seed: 42)
+        var cases = 0
+        for k in [1, 2, 3, 5] {
+            for stride in [1, 2, 3] {
+                for pad in 0...(k / 2) {
+                    for ceil in [false, true] {
+                        for (h, w) in [(1, 1), (4, 7), (9, 17), (16, 33), (13, 70)] {
+                            let p = Pool2dParameters(kernelH: k, kernelW: k, strideH: stride, strideW: stride,
+                                                     padH: pad, padW: pad, ceilMode: ceil)
+                            let o = p.outputSize(height: h, width: w)
+                            if o.0 < 1 || o.1 < 1 { continue }
+                            var x = gen.tensor([1, 2, h, w])
+                            var vals = x.scalars
+                            for i in 0..<vals.count where i % 29 == stride { vals[i] = .nan }
+                            x = Tensor(shape: x.shape, values: vals)
+                            let r = try both { try PoolKernels.maxPool2d(x, p) }
+                            XCTAssertEqual(r.vector.shape, r.swift.shape)
+                            for (a, s) in zip(r.vector.scalars, r.swift.scalars) {
+                                XCTAssertTrue(a.bitPattern == s.bitPattern || (a.isNaN && s.isNaN),
+                                              "k\(k) s\(stride) p\(pad) ceil \(ceil) \(h)x\(w): \(a) vs \(s)")
+                            }
+                            cases += 1
+                        }
+                    }
+                }
+            }
+        }
+        XCTAssertGreaterThan(cases, 100)
+    }
+}
+
+/// The AVX-512 GELU gives exactly the bits of the Swift formula it replaces.
+final class VectorGeluTests: XCTestCase {
+    func testGeluVectorKernelIsBitIdenticalToSwiftFormula() throws {
+        try XCTSkipUnless(KernelDispatch.avx512, "this CPU has no AVX-512")
+        var xs: [Float] = [0, -0, 1, -1, 1e-30, -1e-30, 3, -3, 5.5, -5.5, 9, -9, 13, -13, 20, -20, 88, -88, 100, -100,
+                           .infinity, -.infinity, .nan, .leastNonzeroMagnitude, .greatestFiniteMagnitude, -.greatestFiniteMagnitude]
+        var gen = KAGenerator(seed: 5)
+        for _ in 0..<20_000 { xs.append(gen.next() * 12) }
+        xs.append(contentsOf: [0.5, -0.25, 2.5])   // a masked tail
+        var ys = [Float](repeating: 0, count: xs.count)
+        xs.withUnsafeBufferPointer { x in ys.withUnsafeMutableBufferPointer { y in
+            VectorMath.apply(.gelu, x.baseAddress!, y.baseAddress!, count: x.count)
+        } }
+        for (x, y) in zip(xs, ys) {
+            let want = VectorMath.gelu1(x)
+            XCTAssertTrue(want.bitPattern == y.bitPattern || (want.isNaN && y.isNaN), "gelu(\(x)): \(y) vs \(want)")
+            if x.isFinite && abs(x) < 30 {
+                let exact = 0.5 * Double(x) * erfc(-Double(x) / 2.0.squareRoot())
+                XCTAssertEqual(Double(y), exact, accuracy: 3e-6 * abs(exact) + 1e-8, "gelu(\(x))")
+            }
+        }
+    }
+}
