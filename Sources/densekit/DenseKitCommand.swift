@@ -13,8 +13,9 @@ struct DenseKitCommand: ParsableCommand {
         abstract: "Dense prediction (segmentation, depth, normals) on the CPU.",
         discussion: """
         Exit codes: 0 success (also --help, --version); 1 bad input or failed operation: missing, corrupt or \
-        too large image, damaged or unsuitable model, output exists or unwritable, parity failure (one line on \
-        stderr); 64 usage error: unknown subcommand or option, missing argument, bad option value.
+        too large image, damaged or unsuitable model, output exists or unwritable, duplicate output names, parity \
+        failure (one line on stderr); 64 usage error: unknown subcommand or option, missing argument, bad option \
+        value. No other code is used.
         """,
         version: DenseKitVersion.string + "\n" + BLAS.summary(),
         subcommands: [InfoCommand.self, InspectCommand.self, ParityCommand.self, ProfileCommand.self, BenchCommand.self, DemoCommand.self, SegmentCommand.self, DepthCommand.self, NormalsCommand.self]

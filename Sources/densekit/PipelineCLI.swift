@@ -19,7 +19,9 @@ enum PipelineCLI {
     /// (see ``ModelCapabilities/defaultModel(in:for:)``).
     static func modelPath(_ given: String?, for use: ModelCapabilities.Use = .segmentation) throws -> String {
         if let given { return given }
-        return try ModelCapabilities.defaultModel(in: "Models", for: use)
+        do { return try ModelCapabilities.defaultModel(in: "Models", for: use) } catch {
+            throw ValidationFailure("no model given and \(error); pass -m <model.safetensors>")
+        }
     }
 
     /// Loads a model with `make`, making sure the error names the file.

@@ -84,6 +84,6 @@ public struct ModelCapabilities: Sendable, Equatable {
         case .normals: want = "model with a surface-normal read-out (readout.normals.* weights)"
         }
         let found = seen.isEmpty ? "it holds no .safetensors file" : "it holds " + seen.joined(separator: "; ")
-        throw PipelineError.noSuitableModel("no model given and \(folder)/ has no \(want): \(found); pass -m <model.safetensors>")
+        throw PipelineError.noSuitableModel("\(folder)/ has no \(want): \(found)")
     }
 }
