@@ -18,7 +18,7 @@ struct DenseKitCommand: ParsableCommand {
         value. No other code is used.
         """,
         version: DenseKitVersion.string + "\n" + BLAS.summary(),
-        subcommands: [InfoCommand.self, InspectCommand.self, ParityCommand.self, ProfileCommand.self, BenchCommand.self, DemoCommand.self, SegmentCommand.self, DepthCommand.self, NormalsCommand.self]
+        subcommands: [InfoCommand.self, InspectCommand.self, ParityCommand.self, ProfileCommand.self, BenchCommand.self, DemoCommand.self, SegmentCommand.self, DepthCommand.self, NormalsCommand.self, EvalCommand.self]
     )
 }
 
