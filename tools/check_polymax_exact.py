@@ -81,6 +81,8 @@ def main():
     ap.add_argument("--backbone", default="ese_vovnet19b_slim_dw")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--depth", action="store_true", help="random model with readout.depth.* (task depth): also compare densekit depth")
+    ap.add_argument("--jpeg", action="store_true", help="also run densekit on the JPEG itself (its own decoder) and "
+                    "compare with PyTorch on PIL's decode")
     ap.add_argument("--f64", action="store_true", help="also run PyTorch in float64 (rounding-noise yardstick)")
     ap.add_argument("--mask-scale", type=float, default=1.0, help="weight of the random model's scalar mask BN")
     args = ap.parse_args()
@@ -146,6 +148,17 @@ def main():
     iy, ix = np.unravel_index(d.max(0).argmax(), d.shape[1:])
     print(f"worst pixel (y={iy}, x={ix}): swift {np.round(sw[:, iy, ix], 5).tolist()} torch {np.round(s[:, iy, ix], 5).tolist()}")
     ok = agree_png >= 0.999 and d.max() <= 1e-4
+    if args.jpeg:
+        r = subprocess.run([args.densekit, "segment", args.image, "-m", path, "-o", out, "--format", "npy", "--force"],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            print(r.stdout, r.stderr)
+            raise SystemExit(f"densekit failed on the JPEG ({r.returncode})")
+        stem = os.path.splitext(os.path.basename(args.image))[0]
+        sj = np.load(os.path.join(out, stem + ".scores.npy"))
+        dj = np.abs(sj - s)
+        print(f"JPEG decoded by densekit vs PIL decode in PyTorch: max |score diff| {dj.max():.3e}, mean {dj.mean():.3e}, "
+              f"labels agree {(sj.argmax(0) == lab).mean() * 100:.4f} %")
     if args.depth:
         from polymax_torch import depth_map
         r = subprocess.run([args.densekit, "depth", png, "-m", path, "-o", out, "--format", "npy", "--force"],
