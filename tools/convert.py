@@ -44,6 +44,9 @@ import tempfile
 from collections import OrderedDict
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import convert_biformer  # noqa: E402
+
 PROG = "convert.py"
 FORMAT_VERSION = "1"
 ARCHITECTURE = "vovnet"
@@ -650,6 +653,8 @@ def convert(args: argparse.Namespace) -> Tuple[dict, int]:
     family = "timm"
     if args.checkpoint:
         raw, nesting = load_checkpoint(args.checkpoint, use_ema=args.ema)
+        if convert_biformer.looks_like_biformer(list(raw)):
+            return _convert_biformer(args, raw, nesting, cfg_arg)
         if args.strip_prefix is not None:
             prefix = args.strip_prefix
         else:
@@ -733,6 +738,26 @@ def convert(args: argparse.Namespace) -> Tuple[dict, int]:
     return cfg, len(tensors)
 
 
+def _convert_biformer(args: argparse.Namespace, raw: Mapping, nesting: str, cfg_arg: dict) -> Tuple[dict, int]:
+    """An official BiFormer checkpoint (names unchanged; see tools/convert_biformer.py)."""
+    prefix = args.strip_prefix if args.strip_prefix is not None else convert_biformer.find_prefix(list(raw))
+    sd = strip_prefix(raw, prefix)
+    try:
+        cfg, tensors = convert_biformer.convert_state_dict(sd, cfg_arg)
+    except convert_biformer.BiFormerConvertError as e:
+        raise ConvertError(str(e)) from None
+    source = (f"checkpoint {os.path.basename(args.checkpoint)} sha256:{_sha256(args.checkpoint)[:16]} "
+              f"({nesting}, BiFormer official names, prefix '{prefix}')")
+    metadata = {
+        "densekit.format": FORMAT_VERSION,
+        "densekit.architecture": convert_biformer.ARCHITECTURE,
+        "densekit.config": compact_json(cfg),
+        "densekit.source": source,
+    }
+    write_atomic(args.output, tensors, metadata)
+    return cfg, len(tensors)
+
+
 def parse_out_indices(text: str) -> List[int]:
     try:
         v = [int(x) for x in text.split(",") if x.strip() != ""]
@@ -746,7 +771,8 @@ def parse_out_indices(text: str) -> List[int]:
 def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=PROG,
-        description="Convert a VoVNet (timm preset, timm or detectron2/CenterMask checkpoint) into a DenseKit "
+        description="Convert a VoVNet (timm preset, timm or detectron2/CenterMask checkpoint) or an official BiFormer "
+                    "checkpoint (rayleizhu/BiFormer names, classification or mmseg dense; detected) into a DenseKit "
                     "safetensors file: timm tensor names, float32, metadata densekit.format / architecture / "
                     "config / source. Refuses checkpoints whose names or shapes do not fit the config.",
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -30,9 +30,10 @@ extension VoVNet: DenseModel {
 ///
 /// Metadata keys (all values are strings):
 /// - `densekit.format`: `"1"`;
-/// - `densekit.architecture`: `vovnet` (more families as they land);
+/// - `densekit.architecture`: `vovnet` or `biformer` (backbones), `polymax` (full models, below);
 /// - `densekit.config`: the architecture's config as JSON (the golden-case attrs'
-///   keys; for VoVNet `stem_chs`, `stage_conv_chs`, ... or `{"preset": "ese_vovnet39b"}`).
+///   keys; for VoVNet `stem_chs`, `stage_conv_chs`, ... or `{"preset": "ese_vovnet39b"}`; for BiFormer
+///   `BiFormerConfig(json:)`'s keys, e.g. `{"preset": "tiny", "variant": "dense"}`).
 /// Files written by `tools/convert.py` carry these. A bare `config` key is accepted too.
 ///
 /// Full dense-prediction models (`densekit.architecture` = `polymax`, loaded by `loadPolyMaX(path:)`):
@@ -46,7 +47,7 @@ extension VoVNet: DenseModel {
 /// `predictor.*`), optional read-outs `readout.depth.{weight,bias}` and `readout.normals.{weight,bias}`.
 public enum ModelFile {
     /// Architectures this build can load.
-    public static let architectures = ["vovnet", "polymax"]
+    public static let architectures = ["vovnet", "biformer", "polymax"]
 
     /// Loads the model at `path`.
     /// - Throws: `WeightsError` for a damaged file; `ModelConfigError` when the metadata
@@ -72,6 +73,9 @@ public enum ModelFile {
         case "vovnet":
             let config = try VoVNetConfig(json: json)
             return try VoVNet(config: config, weights: SafeTensorsWeights(file: file))
+        case "biformer":
+            let config = try BiFormerConfig(json: json)
+            return try BiFormer(config: config, weights: SafeTensorsWeights(file: file))
         default:
             throw ModelConfigError.invalidField(model: arch, field: "densekit.architecture",
                                                 message: "\(path): unknown architecture '\(arch)' (known: \(architectures.joined(separator: ", ")))")

@@ -75,3 +75,35 @@ final class BiFormerModelTests: XCTestCase {
         print("biformer tiny dense 512x512: \(times.map { String(format: "%.3f", $0) }.joined(separator: " ")) s")
     }
 }
+
+/// BiFormer as a DenseKit model file (`densekit.architecture` = `biformer`), as `tools/convert.py` writes it.
+final class BiFormerModelFileTests: XCTestCase {
+    func testModelFileLoadsRunsAndProfiles() throws {
+        let c = BiFormerConfig(variant: .dense, depth: [1, 1, 2, 1], embedDim: [16, 32, 48, 64], headDim: 8)
+        let weights = c.randomWeights(seed: 11)
+        var w = SafeTensorsWriter()
+        for k in weights.keys.sorted() { try w.add(k, try weights.tensor(k)) }
+        w.metadata = ["densekit.format": "1", "densekit.architecture": "biformer",
+                      "densekit.config": #"{"variant":"dense","depth":[1,1,2,1],"embed_dim":[16,32,48,64],"head_dim":8}"#]
+        let path = NSTemporaryDirectory() + "biformer-modelfile-\(getpid()).safetensors"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try w.write(to: path)
+        let model = try ModelFile.load(path: path)
+        XCTAssertEqual(model.architecture, "biformer")
+        XCTAssertEqual(model.outputNames, ["out0", "out1", "out2", "out3"])
+        var gen = KAGenerator(seed: 2)
+        let x = gen.tensor([1, 3, 70, 90])
+        let got = try model.run(x)
+        let want = try BiFormer(config: c, weights: weights).run(x)
+        for n in model.outputNames {
+            XCTAssertEqual(got[n]?.shape, want[n]?.shape, n)
+            XCTAssertEqual(got[n]?.scalars, want[n]?.scalars, n)
+        }
+        let report = try model.profile(input: x, warmup: 0)
+        XCTAssertEqual(report.entries.count, 1 + 3 + 5 + 4)   // stem, 3 downsamples, 5 blocks, 4 norms
+        // A bad config names the field.
+        w.metadata["densekit.config"] = #"{"variant":"dense","depth":[1,1,2,1],"embed_dim":[16,32,48,64],"head_dim":7}"#
+        try w.write(to: path)
+        XCTAssertThrowsError(try ModelFile.load(path: path)) { e in XCTAssertTrue("\(e)".contains("head_dim") || "\(e)".contains("embed_dim"), "\(e)") }
+    }
+}
