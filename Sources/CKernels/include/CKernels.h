@@ -43,6 +43,19 @@ int dk_maxpool_plane(const float *src, float *dst, float *tmp, long height, long
  */
 int dk_gelu(const float *x, float *y, long count);
 
+/**
+ * Attention of `nq` queries over `L` keys/values read in place (Bi-level Routing Attention's token
+ * attention for one region and head; any attention whose rows sit at arbitrary offsets):
+ * `out[outRows[i] + d] = sum_u softmax_u(scale * q_i . k_u) v_u[d]` for `d < dv`, where
+ * `q_i = base + queryRows[i]` (`dq` floats), `k_u = base + keyRows[u] + keyOffset` (`dq` floats),
+ * `v_u = base + keyRows[u] + valueOffset` (`dv` floats). The softmax runs over all `L` keys (no mask).
+ * `scratch` holds at least `16 * (L + dq + 2)` floats. Returns 1 when done, 0 when this CPU lacks
+ * AVX-512 or a size is out of range (nothing written).
+ */
+int dk_attention_rows(const float *base, const long *queryRows, long nq, const long *keyRows, long L,
+                      long keyOffset, long valueOffset, int dq, int dv, float scale,
+                      float *out, const long *outRows, float *scratch);
+
 #ifdef __cplusplus
 }
 #endif

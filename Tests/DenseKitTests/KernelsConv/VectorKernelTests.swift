@@ -103,3 +103,34 @@ final class VectorGeluTests: XCTestCase {
         }
     }
 }
+
+/// The AVX-512 routed token attention against the Swift loop it replaces.
+final class VectorRoutedAttentionTests: XCTestCase {
+    override func tearDown() { KernelDispatch.allowVectorKernels = true }
+
+    func testRoutedAttentionMatchesSwiftKernel() throws {
+        try XCTSkipUnless(KernelDispatch.avx512, "this CPU has no AVX-512")
+        var gen = KAGenerator(seed: 77)
+        // (H, W, S, qkDim, valueDim, heads, topk): odd region sizes, key/query tails, dv not a multiple of 16.
+        let cases = [(12, 12, 3, 24, 40, 2, 2), (21, 14, 7, 64, 64, 2, 3), (14, 21, 7, 48, 96, 3, 5), (16, 16, 2, 16, 16, 1, 4)]
+        for (h, w, s, qk, vd, heads, topk) in cases {
+            let g = RoutedAttentionGeometry(batch: 2, height: h, width: w, regionsPerSide: s, qkDim: qk, valueDim: vd, heads: heads, topk: topk)
+            try g.validate()
+            let qkv = (0..<(2 * h * w * g.rowStride)).map { _ in gen.next() * 2 }
+            let routing = (0..<(2 * g.regions * topk)).map { k in (k * 7 + k / topk) % g.regions }
+            func run() -> [Float] {
+                var out = [Float](repeating: .nan, count: 2 * h * w * vd)
+                qkv.withUnsafeBufferPointer { q in routing.withUnsafeBufferPointer { r in out.withUnsafeMutableBufferPointer { o in
+                    RoutedAttention.attend(qkv: q.baseAddress!, geometry: g, routing: r.baseAddress!, scale: 0.3, output: o.baseAddress!)
+                } } }
+                return out
+            }
+            KernelDispatch.allowVectorKernels = true
+            let v = run()
+            KernelDispatch.allowVectorKernels = false
+            let ref = run()
+            KernelDispatch.allowVectorKernels = true
+            for (a, b) in zip(v, ref) { XCTAssertEqual(a, b, accuracy: 2e-6 * max(1, abs(b)), "\(g)") }
+        }
+    }
+}

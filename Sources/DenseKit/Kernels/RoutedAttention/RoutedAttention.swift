@@ -1,4 +1,5 @@
 import Foundation
+import CKernels
 
 /// Geometry of Bi-level Routing Attention on a (padded) NHWC grid.
 ///
@@ -155,6 +156,24 @@ public enum RoutedAttention {
             let rp = routing[s], jr = rp / S, ir = rp % S
             for r in 0..<rh {
                 for c in 0..<rw { keyRows[s * hw + r * rw + c] = ((n * g.height + jr * rh + r) * g.width + ir * rw + c) * rs }
+            }
+        }
+        if KernelDispatch.avx512 {
+            // AVX-512: sixteen queries per vector, keys and values still read in place (CKernels).
+            let queryRows = UnsafeMutablePointer<Int>.allocate(capacity: 2 * hw)
+            let outRows = queryRows + hw
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 16 * (L + dq + 2))
+            defer { queryRows.deallocate(); scratch.deallocate() }
+            for r in 0..<rh {
+                for c in 0..<rw {
+                    let tok = (n * g.height + j * rh + r) * g.width + i * rw + c
+                    queryRows[r * rw + c] = tok * rs + head * dq
+                    outRows[r * rw + c] = tok * C + head * dv
+                }
+            }
+            if dk_attention_rows(qkv, queryRows, hw, keyRows, L, g.qkDim + head * dq, 2 * g.qkDim + head * dv,
+                                 Int32(dq), Int32(dv), scale, output, outRows, scratch) != 0 {
+                return
             }
         }
         let kBase = qkv + g.qkDim + head * dq
