@@ -27,6 +27,10 @@ Examples:
     tools/.venv/bin/python tools/convert.py --checkpoint model_final.pth -o v39.safetensors
     tools/.venv/bin/python tools/convert.py --checkpoint ck.pth --config '{"residual": true}' -o x.safetensors
     tools/.venv/bin/python tools/convert.py --self-test
+
+ViT (timm `VisionTransformer` names, `densekit.architecture` "vit"; see tools/convert_vit.py):
+    tools/.venv/bin/python tools/convert.py --timm vit_small_patch16_224 --img-size 512x512 -o vits16_512.safetensors
+    tools/.venv/bin/python tools/convert.py --timm vit_small_patch16_224 --img-size 512 --token-clustering -o vits16_512_tc.safetensors
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import convert_biformer  # noqa: E402
+import convert_vit  # noqa: E402
 
 PROG = "convert.py"
 FORMAT_VERSION = "1"
@@ -651,10 +656,18 @@ def convert(args: argparse.Namespace) -> Tuple[dict, int]:
     cfg_arg = parse_config_arg(args.config) if args.config else {}
     origin: Dict[str, str] = {}
     family = "timm"
+    if convert_vit.is_vit_name(args.timm) and not args.checkpoint:
+        return _convert_vit(args, None, "", cfg_arg)
+    if (args.img_size or args.token_clustering) and not args.checkpoint:
+        raise ConvertError("--img-size and --token-clustering apply to ViT models only")
     if args.checkpoint:
         raw, nesting = load_checkpoint(args.checkpoint, use_ema=args.ema)
         if convert_biformer.looks_like_biformer(list(raw)):
             return _convert_biformer(args, raw, nesting, cfg_arg)
+        if convert_vit.looks_like_vit(list(raw)):
+            return _convert_vit(args, raw, nesting, cfg_arg)
+        if args.img_size or args.token_clustering:
+            raise ConvertError("--img-size and --token-clustering apply to ViT checkpoints only")
         if args.strip_prefix is not None:
             prefix = args.strip_prefix
         else:
@@ -758,6 +771,38 @@ def _convert_biformer(args: argparse.Namespace, raw: Mapping, nesting: str, cfg_
     return cfg, len(tensors)
 
 
+def _convert_vit(args: argparse.Namespace, raw: Optional[Mapping], nesting: str, cfg_arg: dict) -> Tuple[dict, int]:
+    """A timm ViT: `--timm vit_*` random init (seed) or a checkpoint with timm names (see tools/convert_vit.py)."""
+    heads = None
+    if raw is None:
+        import timm
+        try:
+            sd, heads = convert_vit.random_timm_state_dict(args.timm, args.seed, args.random_bn)
+        except convert_vit.ViTConvertError as e:
+            raise ConvertError(str(e)) from None
+        source = (f"timm {timm.__version__} {args.timm} pretrained=False seed={args.seed}"
+                  + (" random-norms" if args.random_bn else ""))
+    else:
+        prefix = args.strip_prefix if args.strip_prefix is not None else convert_vit.find_prefix(list(raw))
+        sd = strip_prefix(raw, prefix)
+        source = (f"checkpoint {os.path.basename(args.checkpoint)} sha256:{_sha256(args.checkpoint)[:16]} "
+                  f"({nesting}, timm ViT names, prefix '{prefix}')")
+    try:
+        cfg, tensors, notes = convert_vit.convert_state_dict(sd, heads, cfg_arg, args.img_size, args.token_clustering)
+    except convert_vit.ViTConvertError as e:
+        raise ConvertError(str(e)) from None
+    for n in notes:
+        _note(n)
+    metadata = {
+        "densekit.format": FORMAT_VERSION,
+        "densekit.architecture": convert_vit.ARCHITECTURE,
+        "densekit.config": compact_json(cfg),
+        "densekit.source": source,
+    }
+    write_atomic(args.output, tensors, metadata)
+    return cfg, len(tensors)
+
+
 def parse_out_indices(text: str) -> List[int]:
     try:
         v = [int(x) for x in text.split(",") if x.strip() != ""]
@@ -810,7 +855,14 @@ def make_parser() -> argparse.ArgumentParser:
                    help="--timm without --checkpoint and --classifier: head width (default 1000)")
     p.add_argument("--seed", type=int, default=0, help="--timm random init: torch seed (default 0)")
     p.add_argument("--random-bn", action="store_true",
-                   help="--timm random init: randomise BN statistics/affine and eSE biases (tests, benchmarks)")
+                   help="--timm random init: randomise BN statistics/affine and eSE biases (ViT: LayerNorm affines "
+                        "and linear biases) (tests, benchmarks)")
+    vit = p.add_argument_group("ViT (timm vit_* names / checkpoints with timm ViT keys; tools/convert_vit.py)")
+    vit.add_argument("--img-size", metavar="HxW",
+                     help="resample pos_embed to this input size (timm resample_abs_pos_embed) and record it")
+    vit.add_argument("--token-clustering", action="store_true",
+                     help="add the issue-6 token clustering settings (alpha 4, beta depth, grid/2, window 5, "
+                          "5 iterations, t 0.01, recon k 20, t 0.03); --config keys override them")
     p.add_argument("-o", "--output", metavar="FILE", help="output .safetensors (written atomically)")
     p.add_argument("--self-test", action="store_true", help="run the converter's self-test and exit")
     return p

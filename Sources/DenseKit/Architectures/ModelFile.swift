@@ -30,10 +30,12 @@ extension VoVNet: DenseModel {
 ///
 /// Metadata keys (all values are strings):
 /// - `densekit.format`: `"1"`;
-/// - `densekit.architecture`: `vovnet` or `biformer` (backbones), `polymax` (full models, below);
+/// - `densekit.architecture`: `vovnet`, `biformer` or `vit` (backbones), `polymax` (full models, below);
 /// - `densekit.config`: the architecture's config as JSON (the golden-case attrs'
 ///   keys; for VoVNet `stem_chs`, `stage_conv_chs`, ... or `{"preset": "ese_vovnet39b"}`; for BiFormer
-///   `BiFormerConfig(json:)`'s keys, e.g. `{"preset": "tiny", "variant": "dense"}`).
+///   `BiFormerConfig(json:)`'s keys, e.g. `{"preset": "tiny", "variant": "dense"}`; for ViT `ViTConfig(json:)`'s
+///   keys: `embed_dim`, `depth`, `num_heads`, `img_size`, `pos_embed_grid`, and for token clustering `alpha`,
+///   `beta`, `cluster_grid`, `window`, `iters`, `temperature`, `recon_k`, `recon_temperature`; timm tensor names).
 /// Files written by `tools/convert.py` carry these. A bare `config` key is accepted too.
 ///
 /// Full dense-prediction models (`densekit.architecture` = `polymax`, loaded by `loadPolyMaX(path:)`):
@@ -47,7 +49,7 @@ extension VoVNet: DenseModel {
 /// `predictor.*`), optional read-outs `readout.depth.{weight,bias}` and `readout.normals.{weight,bias}`.
 public enum ModelFile {
     /// Architectures this build can load.
-    public static let architectures = ["vovnet", "biformer", "polymax"]
+    public static let architectures = ["vovnet", "biformer", "vit", "polymax"]
 
     /// Loads the model at `path`.
     /// - Throws: `WeightsError` for a damaged file; `ModelConfigError` when the metadata
@@ -76,6 +78,9 @@ public enum ModelFile {
         case "biformer":
             let config = try BiFormerConfig(json: json)
             return try BiFormer(config: config, weights: SafeTensorsWeights(file: file))
+        case "vit":
+            let config = try ViTConfig(json: json)
+            return try ViT(config: config, weights: SafeTensorsWeights(file: file))
         default:
             throw ModelConfigError.invalidField(model: arch, field: "densekit.architecture",
                                                 message: "\(path): unknown architecture '\(arch)' (known: \(architectures.joined(separator: ", ")))")
