@@ -88,7 +88,7 @@ def load_checkpoint_model(ckpt_path: str) -> tuple[PolyMaX, dict]:
     ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
     a = ck["model_args"]
     model = PolyMaX(a["backbone"], a["head"], depth=a.get("depth", False))
-    model.load_state_dict(ck["model"])
+    model.load_state_dict({k: v for k, v in ck["model"].items() if not k.startswith("sem_aux.")})
     model.eval()
     return model, ck
 

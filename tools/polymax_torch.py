@@ -421,7 +421,8 @@ def backbone_config(name: str) -> dict:
 
 
 class PolyMaX(nn.Module):
-    def __init__(self, backbone: str = "ese_vovnet19b_dw", head: Optional[dict] = None, depth: bool = False):
+    def __init__(self, backbone: str = "ese_vovnet19b_dw", head: Optional[dict] = None, depth: bool = False,
+                 sem_aux: bool = False):
         super().__init__()
         import timm
 
@@ -439,6 +440,9 @@ class PolyMaX(nn.Module):
                                                 h["pred_mid_channels"], h["embed_dim"], h["num_classes"],
                                                 h["void_prior_prob"])
         self.readout = Readout(h["query_dim"], depth)
+        # training-only per-pixel semantic classifier on the OS4 pixel-decoder output (kMaX's auxiliary
+        # semantic loss); never exported (not part of the runtime).
+        self.sem_aux = nn.Conv2d(pix[3], h["num_classes"], 1) if sem_aux else None
 
     def features(self, x):
         x = self.backbone.stem(x)
@@ -451,7 +455,10 @@ class PolyMaX(nn.Module):
     def forward(self, x):
         r2, r3, r4, r5 = self.features(x)
         feats = self.pixel_decoder(r2, r3, r4, r5)
-        return self.predictor(feats)
+        o = self.predictor(feats)
+        if self.sem_aux is not None and self.training:
+            o["sem_aux"] = self.sem_aux(gelu(feats[3]))
+        return o
 
     # -- export -------------------------------------------------------------------------------------------
     def head_config_json(self) -> dict:
@@ -466,7 +473,7 @@ class PolyMaX(nn.Module):
         for k, v in self.state_dict().items():
             if k.endswith("num_batches_tracked"):
                 continue
-            if k.startswith("backbone.head."):
+            if k.startswith("backbone.head.") or k.startswith("sem_aux."):
                 continue
             if k.startswith("readout.depth."):
                 out[k] = v.detach().float().contiguous()

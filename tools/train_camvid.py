@@ -169,6 +169,8 @@ def main():
     ap.add_argument("--aux", type=float, default=1.0, help="weight of each decoder layer's own read-out loss")
     ap.add_argument("--loss-stride", type=int, default=2, help="final-prediction loss on labels subsampled by this")
     ap.add_argument("--aux-stride", type=int, default=4, help="decoder-layer losses on labels subsampled by this")
+    ap.add_argument("--sem-aux", type=float, default=0.0, help="weight of a training-only per-pixel CE head on "
+                    "the OS4 pixel-decoder output (not exported)")
     ap.add_argument("--class-weight", default="sqrt", choices=["none", "sqrt", "mfb"])
     ap.add_argument("--eval-every", type=int, default=4)
     ap.add_argument("--threads", type=int, default=2)
@@ -201,17 +203,34 @@ def main():
                       depth=False)
     if ck:
         model_args = ck["model_args"]  # the architecture of a resumed run never changes
-    model = PolyMaX(model_args["backbone"], model_args["head"], depth=False)
+    model = PolyMaX(model_args["backbone"], model_args["head"], depth=False, sem_aux=args.sem_aux > 0)
     model_args["head"] = model.head_cfg
-    decay, no_decay = [], []
+    decay, no_decay, aux_params = [], [], []
     for n, p in model.named_parameters():
-        (no_decay if p.ndim <= 1 or "rpe" in n or "_cluster_centers" in n else decay).append(p)
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.wd}, {"params": no_decay, "weight_decay": 0.0}],
-                            lr=args.lr, betas=(0.9, 0.999))
+        if n.startswith("sem_aux."):
+            aux_params.append(p)
+        else:
+            (no_decay if p.ndim <= 1 or "rpe" in n or "_cluster_centers" in n else decay).append(p)
+
+    def make_opt():
+        return torch.optim.AdamW([{"params": decay, "weight_decay": args.wd}, {"params": no_decay, "weight_decay": 0.0}],
+                                 lr=args.lr, betas=(0.9, 0.999))
+    opt = make_opt()
+    if aux_params:
+        opt.add_param_group({"params": aux_params, "weight_decay": args.wd})
     start_epoch, it, best, history = 0, 0, -1.0, []
     if ck:
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
+        missing, unexpected = model.load_state_dict(ck["model"], strict=False)
+        if [k for k in missing if not k.startswith("sem_aux.")] or [k for k in unexpected if not k.startswith("sem_aux.")]:
+            raise SystemExit(f"checkpoint does not fit: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        if len(ck["optimizer"]["param_groups"]) == len(opt.param_groups):
+            opt.load_state_dict(ck["optimizer"])
+        else:  # the auxiliary semantic head was added (or dropped) on resume
+            opt = make_opt()
+            opt.load_state_dict({"state": ck["optimizer"]["state"], "param_groups": ck["optimizer"]["param_groups"][:2]})
+            if aux_params:
+                opt.add_param_group({"params": aux_params, "weight_decay": args.wd, "lr": args.lr})
+            log(f"optimizer: {len(ck['optimizer']['param_groups'])} saved groups, now {len(opt.param_groups)}")
         start_epoch, it, best, history = ck["epoch"], ck["iters"], ck.get("best", -1.0), ck.get("history", [])
         log(f"resumed from epoch {start_epoch} (iter {it}, best val mIoU {best:.4f})")
     with open(os.path.join(run, "args.json"), "w") as f:
@@ -240,6 +259,11 @@ def main():
             o = model(x)
             main = sem_nll(o["mask_logits"], o["class_logits"], y, weight, args.loss_stride)
             loss = main
+            if "sem_aux" in o:
+                st = args.aux_stride
+                ys = y[:, st // 2::st, st // 2::st]
+                logits = F.interpolate(o["sem_aux"], size=tuple(ys.shape[-2:]), mode="bilinear", align_corners=False)
+                loss = loss + args.sem_aux * F.cross_entropy(logits, ys, weight=weight, ignore_index=IGNORE)
             if args.aux > 0:
                 for ml, cl, _ in o["aux"]:
                     loss = loss + args.aux * sem_nll(ml, cl, y, weight, args.aux_stride)
