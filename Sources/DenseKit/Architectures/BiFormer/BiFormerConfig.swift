@@ -100,6 +100,7 @@ public struct BiFormerConfig: Sendable, Equatable {
         if try r.bool("mlp_dwconv", default: false) { throw BiFormerError.unsupported("mlp_dwconv = true") }
         if try r.double("layer_scale_init_value", default: -1) > 0 { throw BiFormerError.unsupported("layer scale") }
         if try !r.bool("pre_norm", default: true) { throw BiFormerError.unsupported("pre_norm = false") }
+        try c.validate()
         self = c
     }
 
@@ -110,11 +111,23 @@ public struct BiFormerConfig: Sendable, Equatable {
         guard depth.count == 4, embedDim.count == 4, qkDims.count == 4, topks.count == 4, mlpRatios.count == 4 else {
             throw bad("depth", "depth, embed_dim, qk_dims, topks and mlp_ratios need 4 entries each")
         }
+        // Every size is bounded first, so no later product overflows and no absurd config reaches an allocation.
         guard depth.allSatisfy({ $0 >= 0 }) else { throw bad("depth", "negative depth") }
+        guard depth.allSatisfy({ $0 <= 256 }) else { throw bad("depth", "at most 256 blocks per stage, got \(depth)") }
         guard embedDim.allSatisfy({ $0 > 0 && $0 % 2 == 0 }) else { throw bad("embed_dim", "widths must be positive and even") }
+        guard embedDim.allSatisfy({ $0 <= 1 << 16 }) else { throw bad("embed_dim", "widths must be at most 65536, got \(embedDim)") }
+        guard qkDims.allSatisfy({ $0 >= 1 && $0 <= 1 << 16 }) else { throw bad("qk_dims", "widths must be in 1...65536, got \(qkDims)") }
         guard headDim > 0 else { throw bad("head_dim", "must be positive") }
+        guard headDim <= 1 << 16 else { throw bad("head_dim", "must be at most 65536, got \(headDim)") }
         guard nWin > 0 else { throw bad("n_win", "must be positive") }
+        guard nWin <= 1024 else { throw bad("n_win", "must be at most 1024, got \(nWin)") }
         guard numClasses >= 0 else { throw bad("num_classes", "must be >= 0") }
+        guard numClasses <= 1_000_000 else { throw bad("num_classes", "must be at most 1000000, got \(numClasses)") }
+        guard topks.allSatisfy({ $0 <= 1 << 20 }) else { throw bad("topks", "entries must be at most 1048576, got \(topks)") }
+        guard mlpRatios.allSatisfy({ $0.isFinite && $0 > 0 && $0 <= 64 }) else { throw bad("mlp_ratios", "ratios must be in (0, 64], got \(mlpRatios)") }
+        guard (0...63).contains(sideDWConv) else { throw bad("side_dwconv", "kernel size must be in 0...63, got \(sideDWConv)") }
+        guard (0...63).contains(beforeAttnDWConv) else { throw bad("before_attn_dwconv", "kernel size must be in 0...63, got \(beforeAttnDWConv)") }
+        if let s = qkScale { guard s.isFinite else { throw bad("qk_scale", "must be finite") } }
         for i in 0..<4 where depth[i] > 0 {
             if topks[i] > 0 {
                 guard qkDims[i] >= headDim, qkDims[i] % headDim == 0 else {

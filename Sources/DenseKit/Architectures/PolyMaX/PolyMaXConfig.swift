@@ -74,11 +74,12 @@ public struct KMaXPixelDecoderConfig: Sendable, Equatable {
     public func validate() throws {
         func fail(_ f: String, _ m: String) -> ModelConfigError { .invalidField(model: "kmax", field: f, message: m) }
         guard inChannels.count == 4, inChannels.allSatisfy({ $0 > 0 }) else { throw fail("in_channels", "need 4 positive widths (res2..res5), got \(inChannels)") }
+        guard inChannels.allSatisfy({ $0 <= 1 << 16 }) else { throw fail("in_channels", "widths must be at most 65536, got \(inChannels)") }
         guard decLayers.count == 4 else { throw fail("dec_layers", "need 4 stages (OS32..OS4), got \(decLayers.count)") }
         guard decLayers.allSatisfy({ $0 >= 1 && $0 <= 64 }) else { throw fail("dec_layers", "each stage needs 1...64 blocks, got \(decLayers)") }
         guard decChannels.count == 4, decChannels.allSatisfy({ $0 > 0 && $0 <= 1 << 16 }) else { throw fail("dec_channels", "need 4 positive widths, got \(decChannels)") }
         guard layerTypes.count == 4 else { throw fail("layer_types", "need 4 entries, got \(layerTypes.count)") }
-        guard numHeads >= 1 else { throw fail("num_heads", "must be >= 1") }
+        guard numHeads >= 1, numHeads <= 1024 else { throw fail("num_heads", "must be in 1...1024, got \(numHeads)") }
         for (i, t) in layerTypes.enumerated() where t == .axial && decChannels[i] % numHeads != 0 {
             throw fail("dec_channels", "axial stage \(i) width \(decChannels[i]) is not a multiple of num_heads \(numHeads)")
         }

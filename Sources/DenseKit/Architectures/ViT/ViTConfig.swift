@@ -62,19 +62,21 @@ public struct ViTConfig: Sendable, Equatable {
         lnEps = try r.double("ln_eps", default: 1e-6)
         guard try r.bool("qkv_bias", default: true) else { throw r.fail("qkv_bias", "only qkv_bias = true is supported") }
         guard try r.bool("class_token", default: true) else { throw r.fail("class_token", "only class_token = true is supported") }
-        guard patchSize >= 1 else { throw r.fail("patch_size", "must be >= 1") }
-        guard embedDim >= 1 else { throw r.fail("embed_dim", "must be >= 1") }
-        guard depth >= 1 else { throw r.fail("depth", "must be >= 1") }
+        guard (1...1024).contains(patchSize) else { throw r.fail("patch_size", "must be in 1...1024, got \(patchSize)") }
+        guard (1...65536).contains(embedDim) else { throw r.fail("embed_dim", "must be in 1...65536, got \(embedDim)") }
+        guard (1...1024).contains(depth) else { throw r.fail("depth", "must be in 1...1024, got \(depth)") }
         guard numHeads >= 1, embedDim % numHeads == 0 else { throw r.fail("num_heads", "must be >= 1 and divide embed_dim \(embedDim)") }
-        guard mlpRatio > 0, mlpRatio.isFinite else { throw r.fail("mlp_ratio", "must be > 0") }
-        guard lnEps > 0 else { throw r.fail("ln_eps", "must be > 0") }
+        guard mlpRatio > 0, mlpRatio <= 64, mlpRatio.isFinite else { throw r.fail("mlp_ratio", "must be in (0, 64], got \(mlpRatio)") }
+        guard lnEps > 0, lnEps.isFinite else { throw r.fail("ln_eps", "must be > 0") }
         let img = try r.ints("img_size", count: 2)
+        guard img.allSatisfy({ (1...16384).contains($0) }) else { throw r.fail("img_size", "sides must be in 1...16384, got \(img)") }
         guard img[0] >= patchSize, img[1] >= patchSize, img[0] % patchSize == 0, img[1] % patchSize == 0 else {
             throw r.fail("img_size", "must be positive multiples of patch_size \(patchSize), got \(img)")
         }
         imageH = img[0]; imageW = img[1]
         let pg = try r.ints("pos_embed_grid", count: 2, default: [img[0] / patchSize, img[1] / patchSize])
         guard pg[0] >= 1, pg[1] >= 1 else { throw r.fail("pos_embed_grid", "must be >= 1x1") }
+        guard pg[0] <= 16384, pg[1] <= 16384 else { throw r.fail("pos_embed_grid", "sides must be at most 16384, got \(pg)") }
         posGridH = pg[0]; posGridW = pg[1]
         guard hiddenDim >= 1 else { throw r.fail("mlp_ratio", "gives an empty MLP") }
 
@@ -94,9 +96,9 @@ public struct ViTConfig: Sendable, Equatable {
                 throw r.fail("cluster_grid", "must lie in 1x1 ... \(img[0] / patchSize)x\(img[1] / patchSize), got \(cg)")
             }
             let window = try r.int("window", default: 5)
-            guard window >= 1, window % 2 == 1 else { throw r.fail("window", "must be odd and >= 1") }
+            guard window >= 1, window <= 255, window % 2 == 1 else { throw r.fail("window", "must be odd and in 1...255") }
             let iters = try r.int("iters", default: 5)
-            guard iters >= 0 else { throw r.fail("iters", "must be >= 0") }
+            guard (0...1000).contains(iters) else { throw r.fail("iters", "must be in 0...1000") }
             let t = try r.double("temperature")
             guard t > 0, t.isFinite else { throw r.fail("temperature", "must be > 0") }
             let k = try r.int("recon_k", default: 20)
