@@ -19,6 +19,7 @@ struct BenchModel: ParsableCommand {
     @Option(help: "Input size HxW.") var size: String = "512x512"
     @Option(help: "Timed runs (median reported).") var repeats: Int = 10
     @Option(help: "Untimed runs first.") var warmup: Int = 2
+    @Option(help: PipelineCLI.maxMemoryHelp) var maxMemory: String?
     @Option(help: "Threads for DenseKit kernels and OpenBLAS.") var threads: Int?
     @Flag(help: "Print one JSON object.") var json = false
     @Option(help: "Write the input and outputs of the last run to this safetensors file.") var saveOutputs: String?
@@ -29,6 +30,7 @@ struct BenchModel: ParsableCommand {
         _ = try parseSize(size)
         guard (1...100_000).contains(repeats) else { throw ValidationError("--repeats must be from 1 to 100000, got \(repeats)") }
         guard (0...100_000).contains(warmup) else { throw ValidationError("--warmup must be from 0 to 100000, got \(warmup)") }
+        _ = try PipelineCLI.memoryLimit(maxMemory)
     }
 
     func run() throws {
@@ -37,9 +39,14 @@ struct BenchModel: ParsableCommand {
             if let threads { Threading.threads = threads }
             let net = try ModelFile.load(path: model)
             let input: Tensor
+            let limit = try PipelineCLI.memoryLimit(maxMemory)
             if let inputFile {
-                input = try SafeTensorsFile(path: inputFile).floatTensor("x")
+                let file = try SafeTensorsFile(path: inputFile)
+                if let shape = file.info("x")?.shape { try InferenceMemory.check(net, inputShape: shape, limitBytes: limit) }
+                input = try file.floatTensor("x")
             } else {
+                let (h, w) = try parseSize(size)
+                try InferenceMemory.check(net, inputShape: [1, net.inputChannels, h, w], limitBytes: limit)
                 input = try makeInput(image: nil, size: size, channels: net.inputChannels)
             }
             var outputs: [String: Tensor] = [:]

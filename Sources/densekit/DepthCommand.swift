@@ -21,6 +21,7 @@ struct DepthCommand: ParsableCommand {
     @Option(help: "turbo, viridis, inferno or gray.") var colormap: String = "turbo"
     @Option(help: "png16, npy or pfm (raw values).") var format: String = "png16"
     @Option(help: "Refuse images with more pixels (stored width x height) than this.") var maxPixels: Int = PipelineCLI.defaultMaxPixels
+    @Option(help: PipelineCLI.maxMemoryHelp) var maxMemory: String?
     @Flag(help: "Print one JSON object per image (one per line).") var json = false
     @Flag(help: "Overwrite existing outputs.") var force = false
 
@@ -28,6 +29,7 @@ struct DepthCommand: ParsableCommand {
         guard ["png16", "npy", "pfm"].contains(format) else { throw ValidationError("--format must be png16, npy or pfm") }
         guard PipelineOutputs.Colormap(rawValue: colormap) != nil else { throw ValidationError("--colormap must be turbo, viridis, inferno or gray") }
         guard maxPixels > 0 else { throw ValidationError("--max-pixels must be positive, got \(maxPixels)") }
+        _ = try PipelineCLI.memoryLimit(maxMemory)
     }
 
     func run() throws {
@@ -44,7 +46,7 @@ struct DepthCommand: ParsableCommand {
                 let raw = PipelineCLI.output(path, output, suffix)
                 let color = PipelineCLI.output(path, output, ".depth.png")
                 try PipelineCLI.refuseExisting([raw, color], force: force)
-                let image = try PipelineCLI.decode(path, maxPixels: maxPixels) { w, h in try est.checkImageSize(width: w, height: h) }
+                let image = try PipelineCLI.decode(path, maxPixels: maxPixels) { w, h in try est.checkImageSize(width: w, height: h, maxMemoryBytes: try PipelineCLI.memoryLimit(maxMemory)) }
                 let d = try est.estimateDepth(image)
                 let rawData: Data
                 switch format {

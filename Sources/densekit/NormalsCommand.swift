@@ -19,12 +19,14 @@ struct NormalsCommand: ParsableCommand {
     @Option(name: .shortAndLong, help: "Output folder (created when the first file is written).") var output: String = "."
     @Option(help: "png or npy.") var format: String = "png"
     @Option(help: "Refuse images with more pixels (stored width x height) than this.") var maxPixels: Int = PipelineCLI.defaultMaxPixels
+    @Option(help: PipelineCLI.maxMemoryHelp) var maxMemory: String?
     @Flag(help: "Print one JSON object per image (one per line).") var json = false
     @Flag(help: "Overwrite existing outputs.") var force = false
 
     func validate() throws {
         guard ["png", "npy"].contains(format) else { throw ValidationError("--format must be png or npy") }
         guard maxPixels > 0 else { throw ValidationError("--max-pixels must be positive, got \(maxPixels)") }
+        _ = try PipelineCLI.memoryLimit(maxMemory)
     }
 
     func run() throws {
@@ -40,7 +42,7 @@ struct NormalsCommand: ParsableCommand {
             let failed = PipelineCLI.forEach(images) { path in
                 let out = PipelineCLI.output(path, output, format == "png" ? ".normals.png" : ".normals.npy")
                 try PipelineCLI.refuseExisting([out], force: force)
-                let image = try PipelineCLI.decode(path, maxPixels: maxPixels) { w, h in try est.checkImageSize(width: w, height: h) }
+                let image = try PipelineCLI.decode(path, maxPixels: maxPixels) { w, h in try est.checkImageSize(width: w, height: h, maxMemoryBytes: try PipelineCLI.memoryLimit(maxMemory)) }
                 let n = try est.estimateNormals(image)
                 let data = format == "png" ? try PipelineOutputs.normalsPNG(n)
                     : try PipelineOutputs.npyFloat32(n.values, shape: [n.height, n.width, 3])

@@ -49,10 +49,12 @@ struct ProfileCommand: ParsableCommand {
     @Option(help: "Input size HxW (the photo is resized to it; default 512x512 without a photo).") var size: String?
     @Option(help: "Threads for DenseKit kernels and OpenBLAS.") var threads: Int?
     @Option(help: "Untimed runs first.") var warmup: Int = 1
+    @Option(help: PipelineCLI.maxMemoryHelp) var maxMemory: String?
 
     func validate() throws {
         try validateThreads(threads)
         if let size { _ = try parseSize(size) }
+        _ = try PipelineCLI.memoryLimit(maxMemory)
     }
 
     func run() throws {
@@ -60,6 +62,10 @@ struct ProfileCommand: ParsableCommand {
             try BLAS.ensureLoaded()
             if let threads { Threading.threads = threads }
             let net = try ModelFile.load(path: model)
+            // The input's size, from --size or the photo's header, is checked against the memory cap before the
+            // photo is decoded or any tensor exists.
+            let hw = try size.map(parseSize) ?? (try image.map { p in let i = try ImageDecoder.probe(path: p); return (i.height, i.width) } ?? (512, 512))
+            try InferenceMemory.check(net, inputShape: [1, net.inputChannels, hw.0, hw.1], limitBytes: try PipelineCLI.memoryLimit(maxMemory))
             let input = try makeInput(image: image, size: size, channels: net.inputChannels)
             let report = try net.profile(input: input, warmup: max(0, warmup))
             print(report.description)

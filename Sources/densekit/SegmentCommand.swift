@@ -22,6 +22,7 @@ struct SegmentCommand: ParsableCommand {
     @Option(help: "Overlay opacity of the class colours, 0...1.") var alpha: Double = 0.5
     @Option(help: "png (indexed label map) or npy (float32 class scores).") var format: String = "png"
     @Option(help: "Refuse images with more pixels (stored width x height) than this.") var maxPixels: Int = PipelineCLI.defaultMaxPixels
+    @Option(help: PipelineCLI.maxMemoryHelp) var maxMemory: String?
     @Flag(help: "Print one JSON object per image (one per line).") var json = false
     @Flag(help: "Overwrite existing outputs.") var force = false
 
@@ -29,6 +30,7 @@ struct SegmentCommand: ParsableCommand {
         guard ["png", "npy"].contains(format) else { throw ValidationError("--format must be png or npy") }
         guard (0...1).contains(alpha) else { throw ValidationError("--alpha must be in 0...1") }
         guard maxPixels > 0 else { throw ValidationError("--max-pixels must be positive, got \(maxPixels)") }
+        _ = try PipelineCLI.memoryLimit(maxMemory)
     }
 
     func run() throws {
@@ -46,7 +48,7 @@ struct SegmentCommand: ParsableCommand {
                 let over = PipelineCLI.output(path, output, ".overlay.png")
                 let outs = overlay ? [main, over] : [main]
                 try PipelineCLI.refuseExisting(outs, force: force)
-                let image = try PipelineCLI.decode(path, maxPixels: maxPixels) { w, h in try seg.checkImageSize(width: w, height: h) }
+                let image = try PipelineCLI.decode(path, maxPixels: maxPixels) { w, h in try seg.checkImageSize(width: w, height: h, maxMemoryBytes: try PipelineCLI.memoryLimit(maxMemory)) }
                 let r = try seg.segment(image, includeScores: format == "npy")
                 var files: [(String, Data)] = []
                 if format == "png" {
