@@ -10,7 +10,7 @@ DEB_PACKAGES = libopenblas-dev libpng-dev libjpeg-dev zlib1g-dev pkg-config
 BIN          = $(shell $(SWIFT) build $(SWIFTFLAGS) --show-bin-path 2>/dev/null)/densekit
 SAMPLE      ?= Samples/chelsea.png
 
-.PHONY: deps build demo test parity bench clean
+.PHONY: deps build demo test test-asan test-tsan fuzz parity bench clean
 
 deps:
 	@missing=""; \
@@ -38,6 +38,26 @@ test: deps
 	$(SWIFT) build $(TESTFLAGS) --build-tests
 	$(SWIFT) test $(TESTFLAGS) --skip-build --disable-swift-testing
 
+# The test suite under AddressSanitizer (Swift and C code), in its own scratch folder. The sanitizer is given on
+# the command line only (never in Package.swift).
+ASAN_TESTFLAGS = $(TESTFLAGS) --sanitize=address --scratch-path .build-asan
+test-asan: deps
+	$(SWIFT) build $(ASAN_TESTFLAGS) --build-tests
+	ASAN_OPTIONS=$${ASAN_OPTIONS:-detect_leaks=0} $(SWIFT) test $(ASAN_TESTFLAGS) --skip-build --disable-swift-testing
+
+# The concurrency tests (concurrent calls on shared models and plans, thread-count invariance) under
+# ThreadSanitizer. TSAN_FILTER selects them; TSAN_OPTIONS may add suppressions (tools/tsan.supp).
+TSAN_TESTFLAGS = $(TESTFLAGS) --sanitize=thread --scratch-path .build-tsan
+TSAN_FILTER   ?= Concurren|Thread
+test-tsan: deps
+	$(SWIFT) build $(TSAN_TESTFLAGS) --build-tests
+	TSAN_OPTIONS=$${TSAN_OPTIONS:-halt_on_error=1 suppressions=$(CURDIR)/tools/tsan.supp} $(SWIFT) test $(TSAN_TESTFLAGS) --skip-build --disable-swift-testing --filter '$(TSAN_FILTER)'
+
+# Every fuzz target for FUZZ_SECONDS each (libFuzzer + ASan; tools/fuzz.sh).
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	tools/fuzz.sh all $(FUZZ_SECONDS)
+
 # Every golden case under ../shared/golden through the parity runner.
 parity: build
 	$(BIN) parity ../shared/golden
@@ -46,4 +66,4 @@ bench: build
 	$(BIN) bench conv
 
 clean:
-	rm -rf .build
+	rm -rf .build .build-asan .build-tsan .build-fuzz

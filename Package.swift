@@ -43,9 +43,21 @@ let package = Package(
             dependencies: ["DenseKit", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
+        // Hostile-input fuzzing (tools/fuzz.sh): the shared target bodies and driver, and one executable per
+        // target. Plain builds make corpus replayers (`FuzzImage file...`); tools/fuzz.sh adds
+        // `-sanitize=fuzzer,address -DFUZZING` on the command line (no unsafe flags here).
+        .target(
+            name: "FuzzSupport",
+            dependencies: ["DenseKit"],
+            swiftSettings: [.swiftLanguageMode(.v5)]
+        ),
+        .executableTarget(name: "FuzzImage", dependencies: ["FuzzSupport"], swiftSettings: [.swiftLanguageMode(.v5)]),
+        .executableTarget(name: "FuzzSafeTensors", dependencies: ["FuzzSupport"], swiftSettings: [.swiftLanguageMode(.v5)]),
+        .executableTarget(name: "FuzzModelConfig", dependencies: ["FuzzSupport"], swiftSettings: [.swiftLanguageMode(.v5)]),
+        .executableTarget(name: "FuzzInspect", dependencies: ["FuzzSupport"], swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(
             name: "DenseKitTests",
-            dependencies: ["DenseKit"],
+            dependencies: ["DenseKit", "FuzzSupport"],
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
     ]
