@@ -56,6 +56,13 @@ int dk_attention_rows(const float *base, const long *queryRows, long nq, const l
                       long keyOffset, long valueOffset, int dq, int dv, float scale,
                       float *out, const long *outRows, float *scratch);
 
+/**
+ * In-place row softmax of `x * scale` for `rows` rows of `cols` floats (row stride `cols`): the max,
+ * Cephes exp of the shifted values (as the other kernels), then division by the row sum. A NaN in a
+ * row gives NaN there. Returns 1 when done, 0 when this CPU lacks AVX-512 (nothing written).
+ */
+int dk_softmax_rows(float *x, long rows, long cols, float scale);
+
 #ifdef __cplusplus
 }
 #endif

@@ -134,3 +134,28 @@ final class VectorRoutedAttentionTests: XCTestCase {
         }
     }
 }
+
+/// The AVX-512 row softmax of BiFormer's full attention against the Swift loop.
+final class VectorSoftmaxTests: XCTestCase {
+    override func tearDown() { KernelDispatch.allowVectorKernels = true }
+
+    func testSoftmaxRowsMatchesSwiftLoop() throws {
+        try XCTSkipUnless(KernelDispatch.avx512, "this CPU has no AVX-512")
+        var gen = KAGenerator(seed: 9)
+        for cols in [1, 5, 16, 17, 49, 256, 1000] {
+            let rows = 7
+            var x = (0..<(rows * cols)).map { _ in gen.next() * 20 }
+            if cols > 2 { x[cols + 1] = .nan }   // row 1 holds a NaN
+            var a = x, b = x
+            KernelDispatch.allowVectorKernels = true
+            a.withUnsafeMutableBufferPointer { AttentionLePE.softmaxRows($0.baseAddress!, rows: rows, cols: cols, scale: 0.37) }
+            KernelDispatch.allowVectorKernels = false
+            b.withUnsafeMutableBufferPointer { AttentionLePE.softmaxRows($0.baseAddress!, rows: rows, cols: cols, scale: 0.37) }
+            KernelDispatch.allowVectorKernels = true
+            for (i, (u, v)) in zip(a, b).enumerated() {
+                if v.isNaN { XCTAssertTrue(u.isNaN, "cols \(cols) index \(i)"); continue }
+                XCTAssertEqual(u, v, accuracy: 4e-6 * v + 1e-12, "cols \(cols) index \(i)")
+            }
+        }
+    }
+}

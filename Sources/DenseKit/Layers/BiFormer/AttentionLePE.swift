@@ -1,4 +1,5 @@
 import Foundation
+import CKernels
 
 /// BiFormer's stage-4 full attention, `AttentionLePE` (`specs/biformer.md` §2; reference
 /// `models/_common.py`), used by blocks with `topk == -2`.
@@ -72,6 +73,15 @@ public final class AttentionLePE: @unchecked Sendable {
 
     /// Row softmax of `x · scale` in place (the reference scales `q·kᵀ` then softmaxes).
     static func softmaxRows(_ p: UnsafeMutablePointer<Float>, rows: Int, cols: Int, scale: Float) {
+        if KernelDispatch.avx512 {
+            // AVX-512 rows (CKernels): Cephes exp, within a few ulp of the loop below.
+            let chunk = max(1, 4096 / max(1, cols))
+            Threading.parallelFor((rows + chunk - 1) / chunk) { c in
+                let r0 = c * chunk
+                _ = dk_softmax_rows(p + r0 * cols, min(chunk, rows - r0), cols, scale)
+            }
+            return
+        }
         Threading.parallelFor(rows, grain: max(1, 4096 / max(1, cols))) { r in
             let row = p + r * cols
             var mx = -Float.infinity

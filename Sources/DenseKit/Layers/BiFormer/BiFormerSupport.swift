@@ -76,12 +76,21 @@ enum BiFormerLayout {
     }
 
     /// Per batch, `dst[col, row] = src[row, col]` for a `[rows, cols]` matrix.
+    /// Tiled (CKernels `dk_transpose`), in bands of 32 source rows split over threads.
     static func transpose(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, batch: Int, rows: Int, cols: Int) {
-        Threading.parallelFor(batch * rows, grain: max(1, 4096 / max(1, cols))) { br in
-            let b = br / rows, r = br % rows
-            let s = src + br * cols
-            let d = dst + b * rows * cols + r
-            for c in 0..<cols { d[c * rows] = s[c] }
+        let bands = (rows + 31) / 32
+        Threading.parallelFor(batch * bands) { bb in
+            let b = bb / bands, r0 = (bb % bands) * 32, nr = min(32, rows - r0)
+            // Band rows r0..<r0+nr of [rows, cols] -> columns r0..<r0+nr of [cols, rows].
+            let s = src + (b * rows + r0) * cols
+            let d = dst + b * rows * cols + r0
+            for c0 in stride(from: 0, to: cols, by: 32) {
+                let nc = min(32, cols - c0)
+                for c in c0..<(c0 + nc) {
+                    let dc = d + c * rows, sc = s + c
+                    for r in 0..<nr { dc[r] = sc[r * cols] }
+                }
+            }
         }
     }
 
