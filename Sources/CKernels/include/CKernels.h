@@ -63,6 +63,25 @@ int dk_attention_rows(const float *base, const long *queryRows, long nq, const l
  */
 int dk_softmax_rows(float *x, long rows, long cols, float scale);
 
+/**
+ * Winograd F(2x2, 3x3) input transform (Lavin & Gray 2016): for the output tiles `t0 ..< t0 + count`
+ * (row-major over a `tilesH x tilesW` grid of 2x2 output blocks) and channels `c0 ..< c1` of the plane
+ * stack `x` (`channels x height x width`), reads the 4x4 input patch at rows `2*ty - padT + i`, columns
+ * `2*tx - padL + j` (zero outside) and writes `V = B^T d B` to `v[(xi*4 + nu) * channels * count + c * count
+ * + (t - t0)]`. Returns 1 when done, 0 when this CPU lacks AVX-512 (nothing written).
+ */
+int dk_winograd_input(const float *x, long channels, long height, long width, long padT, long padL,
+                      long tilesW, long t0, long count, long c0, long c1, float *v);
+
+/**
+ * Winograd F(2x2, 3x3) output transform: from `m[(xi*4 + nu) * outChannels * count + o * count + (t - t0)]`
+ * (the 16 GEMM products) computes `Y = A^T M A + bias[o]` (ReLU when `relu` is 1, NaN kept) for output
+ * channels `o0 ..< o1` and writes the 2x2 blocks that fall inside the `outH x outW` planes of `y`.
+ * Returns 1 when done, 0 when this CPU lacks AVX-512 (nothing written).
+ */
+int dk_winograd_output(const float *m, long outChannels, long tilesW, long t0, long count, long o0, long o1,
+                       const float *bias, int relu, float *y, long outH, long outW);
+
 #ifdef __cplusplus
 }
 #endif

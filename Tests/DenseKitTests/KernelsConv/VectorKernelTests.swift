@@ -159,3 +159,38 @@ final class VectorSoftmaxTests: XCTestCase {
         }
     }
 }
+
+/// Winograd F(2x2, 3x3) against the float64 reference convolution.
+final class WinogradConvTests: XCTestCase {
+    func testWinogradMatchesReference() throws {
+        try XCTSkipUnless(KernelDispatch.avx512, "this CPU has no AVX-512")
+        var gen = KAGenerator(seed: 123)
+        var ran = 0
+        for (cin, cout) in [(16, 16), (24, 40), (64, 17)] {
+            for pad in [0, 1, 2] {
+                for (h, w) in [(1, 1), (2, 3), (5, 7), (9, 33), (16, 16), (37, 70)] {
+                    for act in [Activation.none, .relu, .gelu] {
+                        let p = Conv2dParameters(inChannels: cin, outChannels: cout, kernelH: 3, kernelW: 3,
+                                                 padH: pad, padW: pad, activation: act)
+                        let o = p.outputSize(height: h, width: w)
+                        if o.height < 1 || o.width < 1 { continue }
+                        XCTAssertTrue(WinogradConv.applies(p))
+                        let x = gen.tensor([2, cin, h, w]), wt = gen.tensor([cout, cin, 3, 3]), b = gen.tensor([cout])
+                        let op = try Conv2dOperator(p, weight: wt, bias: b)
+                        XCTAssertEqual(op.path, .winograd)
+                        let got = try op.checkedCall(x)
+                        var want = referenceConv2d(x, wt, b, Conv2dParameters(inChannels: cin, outChannels: cout, kernelH: 3, kernelW: 3,
+                                                                               padH: pad, padW: pad))
+                        want = Tensor(shape: want.shape, values: want.scalars.map { act.apply($0) })
+                        XCTAssertEqual(got.shape, want.shape)
+                        var worst: Float = 0
+                        for (a, r) in zip(got.scalars, want.scalars) { worst = max(worst, abs(a - r) / max(1, abs(r))) }
+                        XCTAssertLessThan(worst, 2e-5, "cin \(cin) cout \(cout) pad \(pad) \(h)x\(w) \(act)")
+                        ran += 1
+                    }
+                }
+            }
+        }
+        XCTAssertGreaterThan(ran, 100)
+    }
+}

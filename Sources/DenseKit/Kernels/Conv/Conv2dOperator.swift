@@ -40,7 +40,7 @@ public final class Conv2dOperator: @unchecked Sendable {
     /// Smallest GEMM N (output pixels per tile) the tilers aim for, bound permitting.
     nonisolated(unsafe) static var minTileColumns: Int = 2048
 
-    enum Path { case pointwise, depthwise, im2col, rowShift }
+    enum Path { case pointwise, depthwise, im2col, rowShift, winograd }
     let path: Path
     /// How kernel rows map onto input-row phases, for `.rowShift`.
     let rowShiftPlan: RowShiftPlan?
@@ -73,6 +73,8 @@ public final class Conv2dOperator: @unchecked Sendable {
         } else if p.kernelH == 1 && p.kernelW == 1 && p.strideH == 1 && p.strideW == 1
                     && p.padH == 0 && p.padW == 0 && p.prePad.allSatisfy({ $0 == 0 }) {
             path = .pointwise
+        } else if WinogradConv.applies(p) {
+            path = .winograd
         } else if plan.phases.count < p.kernelH {
             path = .rowShift
         } else {
@@ -81,6 +83,8 @@ public final class Conv2dOperator: @unchecked Sendable {
         rowShiftPlan = path == .rowShift ? plan : nil
         if path == .rowShift {
             packedWeight = Conv2dOperator.rowShiftPack(weight, p)
+        } else if path == .winograd {
+            packedWeight = WinogradConv.transformWeights(weight, cout: p.outChannels, cin: p.inChannels)
         } else {
             packedWeight = Conv2dOperator.allocateCopy(weight)
         }
@@ -175,6 +179,8 @@ public final class Conv2dOperator: @unchecked Sendable {
             return gemmK * tilePixels(outPixels: px)
         case .im2col:
             return gemmK * tilePixels(outPixels: px)
+        case .winograd:
+            return WinogradConv.workspaceCount(parameters, outH: o.height, outW: o.width)
         }
     }
 
@@ -208,6 +214,13 @@ public final class Conv2dOperator: @unchecked Sendable {
                                   geometry: g, weight: packedWeight, bias: packedBias, activation: p.activation, output: output)
         case .pointwise:
             forwardPointwise(input: input, batch: batch, g: g, output: output)
+        case .winograd:
+            let need = workspaceCount(batch: batch, height: height, width: width)
+            let owned = workspace == nil ? UnsafeMutablePointer<Float>.allocate(capacity: max(1, need)) : nil
+            defer { owned?.deallocate() }
+            guard let ws = workspace ?? owned else { return }
+            WinogradConv.forward(p, g: g, batch: batch, input: input, u: packedWeight, bias: packedBias.map { UnsafePointer($0) },
+                                 output: output, workspace: ws)
         case .im2col, .rowShift:
             let need = workspaceCount(batch: batch, height: height, width: width)
             let owned = workspace == nil ? UnsafeMutablePointer<Float>.allocate(capacity: max(1, need)) : nil
