@@ -28,10 +28,11 @@ deps:
 build: deps
 	$(SWIFT) build $(SWIFTFLAGS)
 
-# The main job: run DenseKit on a sample photo with the default model in Models/.
+# The main job: run DenseKit on a sample photo with the default model in Models/ (labels, overlay and a
+# per-class summary in demo-output/; without a model in Models/ it describes the photo instead).
 demo: build
 	@$(BIN) --version
-	@$(BIN) demo
+	@$(BIN) demo --image $(SAMPLE) --output demo-output
 
 # The test suite (optimised build: numeric tests are slow in debug).
 test: deps
