@@ -1,6 +1,7 @@
 /* Exact-form GELU with AVX-512F (see CKernels.h). Plain multiplies and adds (no FMA) in the
  * order of the Swift scalar formula, so the results are bit-identical to it. */
 #include "CKernels.h"
+#include "avx512_math.h"
 #include <immintrin.h>
 #include <math.h>
 
@@ -9,29 +10,6 @@
 #define SUB _mm512_sub_ps
 #define SET _mm512_set1_ps
 
-__attribute__((target("avx512f")))
-static inline __m512 exp_cephes(__m512 x) {
-    const __m512 hi = SET(88.72283f), lo = SET(-87.33654f), magic = SET(12582912.0f);
-    __m512 xc = _mm512_min_ps(_mm512_max_ps(x, lo), hi);
-    __m512 t = ADD(MUL(xc, SET(1.44269504088896341f)), magic);
-    __m512 n = SUB(t, magic);
-    __m512 r = SUB(xc, MUL(n, SET(0.693359375f)));
-    r = SUB(r, MUL(n, SET(-2.12194440e-4f)));
-    __m512 z = MUL(r, r);
-    __m512 p = SET(1.9875691500e-4f);
-    p = ADD(MUL(p, r), SET(1.3981999507e-3f));
-    p = ADD(MUL(p, r), SET(8.3334519073e-3f));
-    p = ADD(MUL(p, r), SET(4.1665795894e-2f));
-    p = ADD(MUL(p, r), SET(1.6666665459e-1f));
-    p = ADD(MUL(p, r), SET(5.0000001201e-1f));
-    p = ADD(ADD(MUL(p, z), r), SET(1.0f));
-    __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_sub_epi32(_mm512_castps_si512(t), _mm512_set1_epi32(0x4B400000)),
-                                                   _mm512_set1_epi32(126)), 23);
-    __m512 y = MUL(MUL(p, _mm512_castsi512_ps(e)), SET(2.0f));
-    y = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, hi, _CMP_GT_OQ), y, SET(INFINITY));
-    y = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ), y, _mm512_setzero_ps());
-    return y;
-}
 
 __attribute__((target("avx512f")))
 static inline __m512 gelu512(__m512 x) {
@@ -49,7 +27,7 @@ static inline __m512 gelu512(__m512 x) {
     q = ADD(MUL(q, t), SET(0.37409196f));
     q = ADD(MUL(q, t), SET(1.00002368f));
     q = ADD(MUL(q, t), SET(-1.26551223f));
-    __m512 r = MUL(t, exp_cephes(SUB(q, MUL(a, a))));
+    __m512 r = MUL(t, dk_exp512(SUB(q, MUL(a, a))));
     __m512 erfc = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(z, _mm512_setzero_ps(), _CMP_LT_OQ), r, SUB(SET(2.0f), r));
     __m512 y = MUL(MUL(SET(0.5f), x), erfc);
     return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), y, x);

@@ -1,5 +1,6 @@
 /* Row softmax, AVX-512F (see CKernels.h). */
 #include "CKernels.h"
+#include "avx512_math.h"
 #include <immintrin.h>
 #include <math.h>
 
@@ -8,28 +9,6 @@
 #define SUB _mm512_sub_ps
 #define SET _mm512_set1_ps
 
-__attribute__((target("avx512f")))
-static inline __m512 exp512r(__m512 x) {
-    const __m512 hi = SET(88.72283f), lo = SET(-87.33654f), magic = SET(12582912.0f);
-    __m512 xc = _mm512_min_ps(_mm512_max_ps(x, lo), hi);
-    __m512 t = ADD(MUL(xc, SET(1.44269504088896341f)), magic);
-    __m512 n = SUB(t, magic);
-    __m512 r = SUB(xc, MUL(n, SET(0.693359375f)));
-    r = SUB(r, MUL(n, SET(-2.12194440e-4f)));
-    __m512 z = MUL(r, r);
-    __m512 p = SET(1.9875691500e-4f);
-    p = ADD(MUL(p, r), SET(1.3981999507e-3f));
-    p = ADD(MUL(p, r), SET(8.3334519073e-3f));
-    p = ADD(MUL(p, r), SET(4.1665795894e-2f));
-    p = ADD(MUL(p, r), SET(1.6666665459e-1f));
-    p = ADD(MUL(p, r), SET(5.0000001201e-1f));
-    p = ADD(ADD(MUL(p, z), r), SET(1.0f));
-    __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_sub_epi32(_mm512_castps_si512(t), _mm512_set1_epi32(0x4B400000)),
-                                                   _mm512_set1_epi32(126)), 23);
-    __m512 y = MUL(MUL(p, _mm512_castsi512_ps(e)), SET(2.0f));
-    y = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ), y, _mm512_setzero_ps());
-    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), y, x);
-}
 
 __attribute__((target("avx512f")))
 static void softmax_rows_512(float *x, long rows, long cols, float scale) {
@@ -58,13 +37,13 @@ static void softmax_rows_512(float *x, long rows, long cols, float scale) {
         }
         __m512 mv = SET(m), sum = _mm512_setzero_ps();
         for (j = 0; j + 16 <= cols; j += 16) {
-            __m512 e = exp512r(SUB(_mm512_loadu_ps(row + j), mv));
+            __m512 e = dk_exp512(SUB(_mm512_loadu_ps(row + j), mv));
             _mm512_storeu_ps(row + j, e);
             sum = ADD(sum, e);
         }
         if (j < cols) {
             __mmask16 k = (__mmask16)((1u << (cols - j)) - 1u);
-            __m512 e = exp512r(SUB(_mm512_maskz_loadu_ps(k, row + j), mv));
+            __m512 e = dk_exp512(SUB(_mm512_maskz_loadu_ps(k, row + j), mv));
             e = _mm512_maskz_mov_ps(k, e);
             _mm512_mask_storeu_ps(row + j, k, e);
             sum = ADD(sum, e);
