@@ -215,8 +215,8 @@ extension DepthEstimator {
 /// Memory estimates for any loaded model, for the tools that run a model on a raw input tensor (profile, bench).
 public enum InferenceMemory {
     /// The estimate for one run of `model` on an input of `inputShape` (`[N, C, H, W]`): for VoVNet the planned arena,
-    /// for a PolyMaX model its backbone graph (what `run`/`profile` plan) plus the head's weights; for other models
-    /// the input itself (their activations are not planned ahead).
+    /// for a PolyMaX model its backbone graph (what `run`/`profile` plan) plus the head's weights; for BiFormer and ViT
+    /// (not planned ahead) an upper-leaning count of token features, MLP and attention buffers from the config.
     /// - Throws: `GraphError` when the shape does not fit the graph.
     public static func estimate(_ model: any DenseModel, inputShape: [Int]) throws -> InferenceMemoryEstimate {
         if let v = model as? VoVNet { return try v.memoryEstimate(inputShape: inputShape) }
@@ -225,7 +225,33 @@ public enum InferenceMemory {
             e.weightBytes = Saturating.add(e.weightBytes, p.config.head.parameterBytes)
             return e
         }
-        return InferenceMemoryEstimate(weightBytes: 0, backboneArenaBytes: 0, otherBytes: Saturating.mul(4, Saturating.product(inputShape)))
+        let m = Saturating.mul, a = Saturating.add
+        let h = inputShape.count == 4 ? max(inputShape[2], 0) : 0, w = inputShape.count == 4 ? max(inputShape[3], 0) : 0
+        var floats = Saturating.product(inputShape)
+        var weights = 0
+        if let b = model as? BiFormer {
+            // Per stage (stride 4, 8, 16, 32): token features with the block's buffers and MLP hidden layer, and the
+            // attention logits (full attention: all token pairs; routed: each token against its top-k regions).
+            let c = b.config
+            weights = m(4, c.parameterCount)
+            for i in 0..<4 {
+                let s = 4 << i
+                let px = m((h + s - 1) / s, (w + s - 1) / s)
+                let hidden = Int(min(64, max(1, c.mlpRatios[i].rounded(.up))))
+                floats = a(floats, m(px, m(c.embedDim[i], a(8, m(2, hidden)))))
+                let heads = max(1, c.qkDims[i] / max(c.headDim, 1))
+                let keys = c.topks[i] > 0 ? m(c.topks[i], max(1, px / max(1, c.nWin * c.nWin))) : px
+                floats = a(floats, m(heads, m(px, keys)))
+            }
+        } else if let v = model as? ViT {
+            // Tokens with the block's buffers and MLP hidden layer, and one layer's attention logits (all heads).
+            let c = v.config
+            let tokens = a(m(h / max(c.patchSize, 1), w / max(c.patchSize, 1)), 1)
+            weights = m(4, m(c.depth, m(c.embedDim, a(m(4, c.embedDim), m(2, c.hiddenDim)))))
+            floats = a(floats, m(tokens, a(m(8, c.embedDim), m(2, c.hiddenDim))))
+            floats = a(floats, m(c.numHeads, m(tokens, tokens)))
+        }
+        return InferenceMemoryEstimate(weightBytes: weights, backboneArenaBytes: 0, otherBytes: m(4, floats))
     }
 
     /// Refuses a run above `limitBytes` before its input tensor exists.

@@ -214,6 +214,21 @@ final class HostileInputTests: XCTestCase {
         }
     }
 
+    /// Models that are not planned ahead (BiFormer, ViT) get an estimate from the config too, so `profile` / `bench`
+    /// refuse an 8192x8192 input to them instead of running out of memory.
+    func testUnplannedModelsAreEstimated() throws {
+        let c = try BiFormerConfig(json: try JSONValue.parse(#"{"variant": "dense", "depth": [1, 1, 1, 1], "embed_dim": [8, 16, 16, 32], "qk_dims": [8, 16, 16, 32], "head_dim": 8, "n_win": 2, "topks": [1, 2, 2, -2], "mlp_ratios": [2, 2, 2, 2], "auto_pad": true, "num_classes": 0}"#))
+        let net = try BiFormer(config: c, weights: c.randomWeights(seed: 1))
+        let small = try InferenceMemory.estimate(net, inputShape: [1, 3, 64, 64])
+        XCTAssertEqual(small.weightBytes, 4 * c.parameterCount)
+        let big = try InferenceMemory.estimate(net, inputShape: [1, 3, 8192, 8192])
+        XCTAssertGreaterThan(big.totalBytes, 1 << 30)
+        XCTAssertThrowsError(try InferenceMemory.check(net, inputShape: [1, 3, 8192, 8192], limitBytes: 1 << 30)) {
+            XCTAssertTrue("\($0)".contains("1x3x8192x8192") && "\($0)".contains("biformer"), "\($0)")
+        }
+        XCTAssertNoThrow(try InferenceMemory.check(net, inputShape: [1, 3, 64, 64], limitBytes: 1 << 30))
+    }
+
     func testMemorySizeParsing() {
         XCTAssertEqual(MemorySize.parse("1048576"), 1 << 20)
         XCTAssertEqual(MemorySize.parse("512M"), 512 << 20)
