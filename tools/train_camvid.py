@@ -115,6 +115,65 @@ def sem_nll(ml, cl, target, weight, stride=1):
     return F.nll_loss(logp, target, weight=weight, ignore_index=IGNORE)
 
 
+def greedy_match(cost: torch.Tensor):
+    """Rows (clusters) matched to columns (classes) by repeatedly taking the cheapest free pair (cost [K, n], K >= n)."""
+    c = cost.clone()
+    rows, cols = [], []
+    for _ in range(min(c.shape)):
+        i = int(torch.argmin(c))
+        r, k = divmod(i, c.shape[1])
+        rows.append(r)
+        cols.append(k)
+        c[r, :] = float("inf")
+        c[:, k] = float("inf")
+    return torch.tensor(rows), torch.tensor(cols)
+
+
+def match_loss(ml, cl, target, stride, void_weight=0.1, id_weight=0.3):
+    """kMaX's mask-transformer losses with each class present in the image as one segment: clusters are matched
+    (greedily, cost = -(class probability + mask dice)) to the present classes; matched clusters get a class CE
+    towards their class and a dice loss on their (softmax-over-clusters) mask, unmatched clusters a CE towards
+    void (weight void_weight); the pixels of each present class get a CE towards their cluster (mask-ID CE)."""
+    o = stride // 2
+    ys = target[:, o::stride, o::stride]
+    if tuple(ml.shape[-2:]) != tuple(ys.shape[-2:]):
+        ml = F.interpolate(ml, size=tuple(ys.shape[-2:]), mode="bilinear", align_corners=False)
+    B, K = ml.shape[:2]
+    C = cl.shape[-1] - 1
+    logp = F.log_softmax(ml, 1)
+    prob = logp.exp()
+    logpc = F.log_softmax(cl, -1)
+    l_cls = l_dice = l_id = 0.0
+    n_img = 0
+    for b in range(B):
+        yb = ys[b]
+        valid = yb != IGNORE
+        classes = torch.unique(yb[valid])
+        if classes.numel() == 0:
+            continue
+        n_img += 1
+        vm = valid.flatten().float()
+        pb = prob[b].flatten(1) * vm[None]  # [K, HW]
+        g = (yb.flatten()[None] == classes[:, None]).float()  # [n, HW]
+        inter = pb @ g.t()
+        dice = 2 * inter / (pb.sum(1)[:, None] + g.sum(1)[None] + 1.0)  # [K, n]
+        pcs = logpc[b][:, classes].exp()
+        rows, cols = greedy_match(-(pcs + dice).detach())
+        tgt = torch.full((K,), C, dtype=torch.long)
+        tgt[rows] = classes[cols]
+        w = torch.full((K,), void_weight)
+        w[rows] = 1.0
+        l_cls = l_cls + (-(logpc[b].gather(1, tgt[:, None])[:, 0]) * w).sum() / w.sum()
+        l_dice = l_dice + (1 - dice[rows, cols]).mean()
+        kmap = torch.zeros(C + 1, dtype=torch.long)
+        kmap[classes[cols]] = rows
+        yv = yb.flatten()[valid.flatten()]
+        lp = logp[b].flatten(1)[:, valid.flatten()]  # [K, Nv]
+        l_id = l_id + F.nll_loss(lp.t(), kmap[yv])
+    n_img = max(1, n_img)
+    return (l_cls + l_dice + id_weight * l_id) / n_img
+
+
 @torch.no_grad()
 def evaluate(model, imgs, labs, args, batch=4):
     model.eval()
@@ -171,6 +230,8 @@ def main():
     ap.add_argument("--aux-stride", type=int, default=4, help="decoder-layer losses on labels subsampled by this")
     ap.add_argument("--sem-aux", type=float, default=0.0, help="weight of a training-only per-pixel CE head on "
                     "the OS4 pixel-decoder output (not exported)")
+    ap.add_argument("--match", type=float, default=0.0, help="weight of the matched cluster losses (class CE, "
+                    "mask dice, mask-ID CE; each present class = one segment) on every prediction")
     ap.add_argument("--class-weight", default="sqrt", choices=["none", "sqrt", "mfb"])
     ap.add_argument("--eval-every", type=int, default=4)
     ap.add_argument("--threads", type=int, default=2)
@@ -259,6 +320,10 @@ def main():
             o = model(x)
             main = sem_nll(o["mask_logits"], o["class_logits"], y, weight, args.loss_stride)
             loss = main
+            if args.match > 0:
+                loss = loss + args.match * match_loss(o["mask_logits"], o["class_logits"], y, 4)
+                for ml, cl, _ in o["aux"]:
+                    loss = loss + args.match * match_loss(ml, cl, y, 4)
             if "sem_aux" in o:
                 st = args.aux_stride
                 ys = y[:, st // 2::st, st // 2::st]
