@@ -79,7 +79,7 @@ def main():
         out[f"scores.{name}"] = s[:, OFFSET::STEP, OFFSET::STEP].contiguous().float()
         out[f"margin.{name}"] = margin.to(torch.float16).contiguous()
         info.append(dict(name=name, file=f"val/images/{name}.jpg", sha256=img_sha, height=h, width=w,
-                         pixels_margin_below_1e-3=int((margin < 1e-3).sum())))
+                         pixels_margin_below_1e_3=int((margin < 1e-3).sum())))
         print(f"{name}: labels {np.bincount(lab.numpy().ravel(), minlength=s.shape[0]).tolist()}, "
               f"min margin {float(margin.min()):.2e}, pixels with margin < 1e-3: {int((margin < 1e-3).sum())}")
     meta = {
