@@ -1,4 +1,5 @@
 import Foundation
+import CKernels
 
 /// One attention head, `out = softmax(q k^T * scale + mask) v`, on strided row-major views:
 /// the building block of `Attention.scaledDotProductAttention` and `MultiHeadAttention`.
@@ -45,7 +46,10 @@ enum AttentionHead {
                 scores.update(repeating: 0, count: lc * S)
             }
             let first = l0
+            // Unmasked rows: the AVX-512 row softmax (CKernels) when the CPU has it.
+            let vector = mask == nil && !causal && KernelDispatch.avx512
             Threading.parallelFor(lc, grain: max(1, 4_096 / S)) { r in
+                if vector && dk_softmax_rows(scores + r * S, 1, S, 1) != 0 { return }
                 let i = first + r
                 softmaxRow(scores + r * S, count: S, mask: mask.map { $0 + i * ldm }, maskStride: mcs,
                            validCount: causal ? min(S, i + 1) : S)
