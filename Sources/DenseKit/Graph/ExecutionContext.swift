@@ -37,7 +37,8 @@ public final class ExecutionContext {
 
     /// Copies the inputs in, runs every node in order, copies the outputs out.
     func execute(_ inputs: [String: Tensor], timings: UnsafeMutablePointer<UInt64>?) throws -> [String: Tensor] {
-        let graph = plan.graph
+        // The plan's own copy of the graph's names and nodes (the graph itself may be gone; see ExecutionPlan.graph).
+        let graph = (inputNames: plan.inputNames, nodes: plan.nodes, outputNames: plan.outputNames)
         for k in inputs.keys where !graph.inputNames.contains(k) {
             throw GraphError.inputMismatch(input: k, message: "the graph has no such input")
         }

@@ -37,8 +37,20 @@ public final class ExecutionPlan: Sendable {
         let flops: Double
     }
 
-    /// The graph this plan runs.
-    public let graph: Graph
+    /// The graph this plan runs. A plan made and cached by ``Graph/plan(inputShapes:)`` refers to its graph weakly
+    /// (graph and plan cache would otherwise keep each other, and the graph's weights, alive forever) and holds the
+    /// nodes it runs itself; once that graph is gone this returns an equivalent graph of the same nodes.
+    public var graph: Graph {
+        if let g = strongGraph ?? weakGraph.graph { return g }
+        return Graph(validatedInputs: inputNames, nodes: nodes, outputNames: outputNames, outputValues: outputValues)
+    }
+    private let strongGraph: Graph?
+    private let weakGraph: WeakGraphReference
+    /// The graph's input names, nodes (execution order), output names and output values, as planned.
+    let inputNames: [String]
+    let nodes: [GraphNode]
+    let outputNames: [String]
+    let outputValues: [String]
     /// The input shapes the plan was compiled for.
     public let inputShapes: [String: [Int]]
     let values: [Value]
@@ -56,8 +68,19 @@ public final class ExecutionPlan: Sendable {
     /// - Throws: `GraphError.inputMismatch` for a missing or unexpected input or a negative
     ///   dimension; `.arity` / `.invalidShape` naming the node whose layer rejects its
     ///   inputs; `.tooLarge` when a size overflows.
-    public init(graph: Graph, inputShapes: [String: [Int]]) throws {
-        self.graph = graph
+    public convenience init(graph: Graph, inputShapes: [String: [Int]]) throws {
+        try self.init(graph: graph, inputShapes: inputShapes, retainingGraph: true)
+    }
+
+    /// As the public initialiser; `retainingGraph: false` (plans cached by the graph itself) keeps only a weak
+    /// reference to `graph`.
+    init(graph: Graph, inputShapes: [String: [Int]], retainingGraph: Bool) throws {
+        self.strongGraph = retainingGraph ? graph : nil
+        self.weakGraph = WeakGraphReference(graph)
+        self.inputNames = graph.inputNames
+        self.nodes = graph.nodes
+        self.outputNames = graph.outputNames
+        self.outputValues = graph.outputValues
         self.inputShapes = inputShapes
         for k in inputShapes.keys where !graph.inputNames.contains(k) {
             throw GraphError.inputMismatch(input: k, message: "the graph has no such input (inputs: \(graph.inputNames.joined(separator: ", ")))")
@@ -188,7 +211,7 @@ public final class ExecutionPlan: Sendable {
         _ = try ctx.execute(inputs, timings: &ns)
         let total = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
         let entries = steps.enumerated().map { (i, s) -> ProfileReport.Entry in
-            let node = graph.nodes[s.node]
+            let node = nodes[s.node]
             return ProfileReport.Entry(node: node.name, op: node.layer.opName,
                                        outputShape: s.outputs.first.map { values[$0].shape } ?? [],
                                        milliseconds: Double(ns[i]) / 1e6, flops: s.flops)
@@ -225,4 +248,10 @@ public struct MemoryPlanSummary: Sendable, Equatable, CustomStringConvertible {
             + "peak live \(mib(peakLiveBytes)), workspace \(mib(workspaceBytes)), arena \(mib(arenaBytes)); "
             + "\(valueCount) values in \(bufferCount) buffers (\(aliasedValueCount) written in place into concatenations)"
     }
+}
+
+/// A weak reference to a graph (thread-safe: the Swift runtime reads and clears weak references atomically).
+final class WeakGraphReference: @unchecked Sendable {
+    weak var graph: Graph?
+    init(_ graph: Graph) { self.graph = graph }
 }

@@ -45,12 +45,21 @@ public final class Graph: Sendable {
         self.outputValues = outputs.map { $0.value }
     }
 
+    /// A graph from parts that were validated before (an `ExecutionPlan` rebuilding the graph it was made from).
+    init(validatedInputs inputs: [String], nodes: [GraphNode], outputNames: [String], outputValues: [String]) {
+        self.inputNames = inputs
+        self.nodes = nodes
+        self.outputNames = outputNames
+        self.outputValues = outputValues
+    }
+
     /// The execution plan for these input shapes (compiled once per distinct shape set, then cached).
     /// - Parameter inputShapes: shape of every graph input, batch first.
     /// - Throws: `GraphError` (missing input, a layer rejecting its shapes, sizes too large).
     public func plan(inputShapes: [String: [Int]]) throws -> ExecutionPlan {
         if let p = cache.get(inputShapes) { return p }
-        let p = try ExecutionPlan(graph: self, inputShapes: inputShapes)
+        // Cached plans refer to this graph weakly: the cache must not keep its own graph alive.
+        let p = try ExecutionPlan(graph: self, inputShapes: inputShapes, retainingGraph: false)
         cache.put(inputShapes, p)
         return p
     }

@@ -229,6 +229,35 @@ final class HostileInputTests: XCTestCase {
         XCTAssertNoThrow(try InferenceMemory.check(net, inputShape: [1, 3, 64, 64], limitBytes: 1 << 30))
     }
 
+    /// Finding (FuzzModelConfig: RSS grew steadily, LeakSanitizer: ExecutionContext leaked): a graph's plan cache held
+    /// plans that held the graph, so every graph that ever ran (with its weights) stayed alive forever. Now a graph is
+    /// freed when its last user lets go, and a plan that outlives its graph still runs.
+    func testGraphThatRanIsFreed() throws {
+        weak var weakGraph: Graph?
+        var plan: ExecutionPlan?
+        do {
+            let g = try Graph(inputs: ["x"], nodes: [GraphNode(name: "id", layer: Identity(), inputs: ["x"], outputs: ["y"])],
+                              outputs: [(name: "y", value: "y")])
+            XCTAssertEqual(try g.run(Tensor(shape: [1, 1, 1, 2], values: [3, 4]))["y"]?.scalars, [3, 4])
+            _ = try g.run(Tensor(shape: [1, 1, 1, 2], values: [5, 6]))   // through the idle arena
+            plan = try g.plan(inputShapes: ["x": [1, 1, 1, 2]])
+            XCTAssertTrue(plan?.graph === g)
+            weakGraph = g
+        }
+        XCTAssertNil(weakGraph, "the graph is kept alive by its own plan cache")
+        XCTAssertEqual(plan?.graph.nodes.count, 1)
+        XCTAssertEqual(try plan?.run(["x": Tensor(shape: [1, 1, 1, 2], values: [7, 8])])["y"]?.scalars, [7, 8])
+        // A model built from a config is freed too (the fuzzer built thousands).
+        weak var weakNet: VoVNet?
+        do {
+            let c = try VoVNetConfig(json: try JSONValue.parse(#"{"stem_chs": [4, 4, 4], "stage_conv_chs": [4, 4, 4, 4], "stage_out_chs": [4, 4, 4, 8], "layer_per_block": 1, "block_per_stage": [1, 1, 1, 1], "residual": false, "depthwise": false, "attn": ""}"#))
+            let net = try VoVNet(config: c, weights: VoVNetRandomWeights.make(c, seed: 1))
+            _ = try net.run(Tensor(zeros: [1, 3, 32, 32]))
+            weakNet = net
+        }
+        XCTAssertNil(weakNet)
+    }
+
     func testMemorySizeParsing() {
         XCTAssertEqual(MemorySize.parse("1048576"), 1 << 20)
         XCTAssertEqual(MemorySize.parse("512M"), 512 << 20)
