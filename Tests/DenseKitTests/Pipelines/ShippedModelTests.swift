@@ -21,7 +21,7 @@ final class ShippedModelTests: XCTestCase {
         }
         let file = try SafeTensorsFile(path: Self.fixture)
         let modelRel = try XCTUnwrap(file.metadata["model_file"], "fixture metadata lacks model_file")
-        let modelPath = Self.repo + "/" + modelRel
+        let modelPath = Self.repo + (modelRel.contains("/") ? "/" : "/Models/") + modelRel
         XCTAssertTrue(FileManager.default.fileExists(atPath: modelPath), "the fixture's model \(modelRel) is not in the repository")
         let imagesJSON = try JSONValue.parse(try XCTUnwrap(file.metadata["images"]))
         let images = try XCTUnwrap(imagesJSON.array)
@@ -51,9 +51,10 @@ final class ShippedModelTests: XCTestCase {
             let got = try XCTUnwrap(r.scores)
             let (c, sh, sw) = (scores.shape[0], scores.shape[1], scores.shape[2])
             var maxDiff: Float = 0
+            let gs = got.scalars, ws = scores.scalars   // copied once (scalars is a copy)
             for k in 0..<c { for y in 0..<sh { for x in 0..<sw {
-                let g = got.scalars[(k * r.height + 4 * y + 1) * r.width + 4 * x + 1]
-                maxDiff = max(maxDiff, abs(g - scores.scalars[(k * sh + y) * sw + x]))
+                let g = gs[(k * r.height + 4 * y + 1) * r.width + 4 * x + 1]
+                maxDiff = max(maxDiff, abs(g - ws[(k * sh + y) * sw + x]))
             } } }
             XCTAssertLessThan(maxDiff, 1e-3, "\(name): class scores differ by \(maxDiff)")
             checked += 1
