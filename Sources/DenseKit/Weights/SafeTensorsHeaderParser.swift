@@ -73,7 +73,7 @@ struct SafeTensorsHeaderParser {
                 skipWhitespace()
                 if peek() == UInt8(ascii: ",") { pos += 1; continue }
                 if peek() == UInt8(ascii: "}") { pos += 1; break }
-                throw unexpected("',' or '}' after the entry \"\(key)\"")
+                throw unexpected("',' or '}' after the entry \"\(WeightsError.clean(key))\"")
             }
         }
         skipWhitespace()

@@ -258,6 +258,18 @@ final class HostileInputTests: XCTestCase {
         XCTAssertNil(weakNet)
     }
 
+    /// Finding (FuzzInspect, crash-header-key-newline-in-error): a header syntax error after an entry quoted the raw
+    /// tensor name, so a name with a newline (JSON escape) broke the one-line error rule.
+    func testHeaderSyntaxErrorQuotesTheNameOnOneLine() throws {
+        let url = Self.repoRoot.appendingPathComponent("Tests/FuzzCrashes/FuzzInspect/crash-header-key-newline-in-error")
+        let data = try Data(contentsOf: url)
+        XCTAssertThrowsError(try SafeTensorsFile(data: data, name: "x.safetensors")) { error in
+            let text = "\(error)"
+            XCTAssertFalse(text.contains("\n"), text)
+            XCTAssertTrue(text.contains("after the entry") && text.contains("\\u{A}"), text)
+        }
+    }
+
     func testMemorySizeParsing() {
         XCTAssertEqual(MemorySize.parse("1048576"), 1 << 20)
         XCTAssertEqual(MemorySize.parse("512M"), 512 << 20)
