@@ -68,7 +68,7 @@ enum PipelineCLI {
 
     /// The file name without folder and extension (`a/x.jpg` -> `x`).
     static func stem(_ image: String) -> String {
-        ((image as NSString).lastPathComponent as NSString).deletingPathExtension
+        PathText.stem(image)
     }
 
     /// Refuses a run in which two different images would write the same output file (`a/x.jpg` and `b/x.png`
@@ -166,7 +166,7 @@ final class OutputFolder {
                 }
                 return
             }
-            let parent = (p as NSString).deletingLastPathComponent
+            let parent = PathText.parent(p)
             if parent == p { return }
             p = parent.isEmpty ? "." : parent
         }
@@ -183,7 +183,7 @@ final class OutputFolder {
         }
         var missing = (path as NSString).standardizingPath
         while true {
-            let parent = (missing as NSString).deletingLastPathComponent
+            let parent = PathText.parent(missing)
             if parent.isEmpty || parent == missing || fm.fileExists(atPath: parent) { break }
             missing = parent
         }
@@ -219,7 +219,7 @@ final class OutputFolder {
             guard let items = try? fm.contentsOfDirectory(atPath: p), items.isEmpty else { return }
             guard (try? fm.removeItem(atPath: p)) != nil else { return }
             if p == root { break }
-            let parent = (p as NSString).deletingLastPathComponent
+            let parent = PathText.parent(p)
             if parent == p || parent.isEmpty { break }
             p = parent
         }
@@ -231,4 +231,25 @@ final class OutputFolder {
 struct ValidationFailure: Error, CustomStringConvertible {
     let description: String
     init(_ d: String) { description = d }
+}
+
+/// Path pieces without `NSString.deletingLastPathComponent` / `lastPathComponent`, which trap on some
+/// one-character paths in swift-corelibs-foundation (e.g. `-o q` crashed).
+enum PathText {
+    /// The parent: `"a/b"` -> `"a"`, `"a"` -> `""`, `"/a"` -> `"/"`, `"/"` -> `"/"`; trailing slashes ignored.
+    static func parent(_ p: String) -> String {
+        var s = Substring(p)
+        while s.count > 1 && s.hasSuffix("/") { s = s.dropLast() }
+        guard let i = s.lastIndex(of: "/") else { return "" }
+        return i == s.startIndex ? "/" : String(s[..<i])
+    }
+
+    /// The last component without its extension: `"dir/x.tar.png"` -> `"x.tar"`, `"q"` -> `"q"`, `".hidden"` -> `".hidden"`.
+    static func stem(_ p: String) -> String {
+        var s = Substring(p)
+        while s.count > 1 && s.hasSuffix("/") { s = s.dropLast() }
+        let name = s.lastIndex(of: "/").map { s[s.index(after: $0)...] } ?? s
+        guard let dot = name.lastIndex(of: "."), dot != name.startIndex else { return String(name) }
+        return String(name[..<dot])
+    }
 }
