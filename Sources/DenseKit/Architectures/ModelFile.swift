@@ -92,6 +92,13 @@ public enum ModelFile {
     ///   the architecture is not `polymax`, or tensors do not fit the config (the error names the keys).
     public static func loadPolyMaX(path: String) throws -> PolyMaXModel {
         let file = try SafeTensorsFile(path: path)
+        let json = try polyMaXConfigJSON(file, path: path)
+        return try loadPolyMaX(file: file, path: path, json: json)
+    }
+
+    /// The parsed `densekit.config` of a full `polymax` model file (shared by the loader and `ModelCapabilities`).
+    /// - Throws: `ModelConfigError` when the file is not a `polymax` model or its config is missing or not JSON.
+    static func polyMaXConfigJSON(_ file: SafeTensorsFile, path: String) throws -> JSONValue {
         let arch = file.metadata["densekit.architecture"] ?? "(none)"
         guard arch == "polymax" else {
             throw ModelConfigError.invalidField(model: "model", field: "densekit.architecture",
@@ -104,7 +111,7 @@ public enum ModelFile {
         do { json = try JSONValue.parse(text) } catch {
             throw ModelConfigError.invalidField(model: "polymax", field: "densekit.config", message: "\(path): \(error)")
         }
-        return try loadPolyMaX(file: file, path: path, json: json)
+        return json
     }
 
     static func loadPolyMaX(file: SafeTensorsFile, path: String, json: JSONValue) throws -> PolyMaXModel {

@@ -27,18 +27,7 @@ public struct ModelCapabilities: Sendable, Equatable {
     ///   `polymax` model or its config is invalid.
     public init(path: String) throws {
         let file = try SafeTensorsFile(path: path)
-        let arch = file.metadata["densekit.architecture"] ?? "(none)"
-        guard arch == "polymax" else {
-            throw ModelConfigError.invalidField(model: "model", field: "densekit.architecture",
-                                                message: "\(path) holds a '\(arch)' model, not a full polymax dense-prediction model")
-        }
-        guard let text = file.metadata["densekit.config"] else {
-            throw ModelConfigError.invalidField(model: "polymax", field: "densekit.config", message: "\(path) has no config metadata")
-        }
-        let json: JSONValue
-        do { json = try JSONValue.parse(text) } catch {
-            throw ModelConfigError.invalidField(model: "polymax", field: "densekit.config", message: "\(path): \(error)")
-        }
+        let json = try ModelFile.polyMaXConfigJSON(file, path: path)
         let config = try PolyMaXModelConfig(json: json)
         self.path = path
         task = config.task
