@@ -495,3 +495,49 @@ def predict_semantic(model: PolyMaX, x: torch.Tensor, content_hw: Tuple[int, int
     cw = min(w4, max(1, int(math.floor(content_hw[1] * w4 / Wp + 0.5))))
     ml = ml[:, :, :ch, :cw]
     return semantic_scores(ml, o["class_logits"], out_hw, False)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# reading a DenseKit model file without the safetensors package (the borrowed GPU machine may lack it)
+
+
+def read_safetensors(path: str) -> Tuple[Dict[str, torch.Tensor], Dict[str, str]]:
+    """Tensors (float32 / float16 / int64 as stored, copied) and the metadata strings of a safetensors file."""
+    import json
+    import struct
+
+    import numpy as np
+
+    dtypes = {"F32": np.float32, "F16": np.float16, "F64": np.float64, "I64": np.int64, "I32": np.int32}
+    with open(path, "rb") as f:
+        raw = f.read()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8:8 + n])
+    meta = header.pop("__metadata__", {}) or {}
+    base = 8 + n
+    out = {}
+    for name, e in header.items():
+        a, b = e["data_offsets"]
+        arr = np.frombuffer(raw[base + a:base + b], dtype=dtypes[e["dtype"]]).reshape(e["shape"])
+        out[name] = torch.from_numpy(arr.copy())
+    return out, meta
+
+
+def model_from_densekit_file(path: str, backbone: str, depth: bool = False, sem_aux: bool = False,
+                             head_overrides: Optional[dict] = None) -> "PolyMaX":
+    """A PolyMaX whose weights come from a DenseKit polymax model file (tools/export_polymax.py); tensors the
+    file lacks (a new read-out, the training-only semantic head, BN batch counters) keep their initial values."""
+    import json
+
+    tensors, meta = read_safetensors(path)
+    cfg = json.loads(meta["densekit.config"])
+    head = dict(cfg["head"])
+    head.pop("in_channels", None)
+    head.update(head_overrides or {})
+    model = PolyMaX(backbone, head, depth=depth, sem_aux=sem_aux)
+    missing, unexpected = model.load_state_dict(tensors, strict=False)
+    bad = [k for k in missing if not (k.endswith("num_batches_tracked") or k.startswith("sem_aux.")
+                                      or k.startswith("readout.") or k.startswith("backbone.head."))]
+    if bad or unexpected:
+        raise ValueError(f"{path} does not fit {backbone}: missing {bad[:5]}, unexpected {list(unexpected)[:5]}")
+    return model

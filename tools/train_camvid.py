@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from polymax_torch import PolyMaX, predict_semantic, semantic_scores  # noqa: E402
+from polymax_torch import PolyMaX, model_from_densekit_file, predict_semantic, semantic_scores  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CAMVID = os.path.join(ROOT, "..", "shared", "data", "camvid")
@@ -41,18 +41,18 @@ NUM_CLASSES = 11
 IGNORE = 11
 
 
-def load_split(split: str):
-    d = os.path.join(CAMVID, split)
+def load_split(split: str, root: str = CAMVID):
+    d = os.path.join(root, split)
     names = sorted(f[:-4] for f in os.listdir(os.path.join(d, "images")) if f.endswith(".jpg"))
     imgs = np.stack([np.array(Image.open(os.path.join(d, "images", n + ".jpg")).convert("RGB")) for n in names])
     labs = np.stack([np.array(Image.open(os.path.join(d, "labels", n + ".png"))) for n in names])
     return names, imgs, labs
 
 
-def class_weights(mode: str):
+def class_weights(mode: str, root: str = CAMVID):
     if mode == "none":
         return None
-    with open(os.path.join(CAMVID, "classes.json")) as f:
+    with open(os.path.join(root, "classes.json")) as f:
         px = np.array(json.load(f)["splits"]["train"]["label_pixels"][:NUM_CLASSES], np.float64)
     freq = px / px.sum()
     w = np.median(freq) / freq
@@ -117,7 +117,7 @@ def sem_nll(ml, cl, target, weight, stride=1):
 
 def greedy_match(cost: torch.Tensor):
     """Rows (clusters) matched to columns (classes) by repeatedly taking the cheapest free pair (cost [K, n], K >= n)."""
-    c = cost.clone()
+    c = cost.detach().cpu().clone()
     rows, cols = [], []
     for _ in range(min(c.shape)):
         i = int(torch.argmin(c))
@@ -140,6 +140,7 @@ def match_loss(ml, cl, target, stride, void_weight=0.1, id_weight=0.3):
         ml = F.interpolate(ml, size=tuple(ys.shape[-2:]), mode="bilinear", align_corners=False)
     B, K = ml.shape[:2]
     C = cl.shape[-1] - 1
+    dev = ml.device
     logp = F.log_softmax(ml, 1)
     prob = logp.exp()
     logpc = F.log_softmax(cl, -1)
@@ -159,13 +160,14 @@ def match_loss(ml, cl, target, stride, void_weight=0.1, id_weight=0.3):
         dice = 2 * inter / (pb.sum(1)[:, None] + g.sum(1)[None] + 1.0)  # [K, n]
         pcs = logpc[b][:, classes].exp()
         rows, cols = greedy_match(-(pcs + dice).detach())
-        tgt = torch.full((K,), C, dtype=torch.long)
+        rows, cols = rows.to(dev), cols.to(dev)
+        tgt = torch.full((K,), C, dtype=torch.long, device=dev)
         tgt[rows] = classes[cols]
-        w = torch.full((K,), void_weight)
+        w = torch.full((K,), void_weight, device=dev)
         w[rows] = 1.0
         l_cls = l_cls + (-(logpc[b].gather(1, tgt[:, None])[:, 0]) * w).sum() / w.sum()
         l_dice = l_dice + (1 - dice[rows, cols]).mean()
-        kmap = torch.zeros(C + 1, dtype=torch.long)
+        kmap = torch.zeros(C + 1, dtype=torch.long, device=dev)
         kmap[classes[cols]] = rows
         yv = yb.flatten()[valid.flatten()]
         lp = logp[b].flatten(1)[:, valid.flatten()]  # [K, Nv]
@@ -177,6 +179,7 @@ def match_loss(ml, cl, target, stride, void_weight=0.1, id_weight=0.3):
 @torch.no_grad()
 def evaluate(model, imgs, labs, args, batch=4):
     model.eval()
+    dev = next(model.parameters()).device
     conf = np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64)
     H, W = imgs.shape[1:3]
     ph, pw = (H + 31) // 32 * 32, (W + 31) // 32 * 32
@@ -185,8 +188,8 @@ def evaluate(model, imgs, labs, args, batch=4):
         x = normalize(x, args.mean, args.std)
         xp = torch.zeros(x.shape[0], 3, ph, pw)
         xp[:, :, :H, :W] = x
-        s = predict_semantic(model, xp, (H, W), (H, W))
-        pred = s.argmax(1).numpy()
+        s = predict_semantic(model, xp.to(dev), (H, W), (H, W))
+        pred = s.argmax(1).cpu().numpy()
         gt = labs[i:i + batch]
         m = gt != IGNORE
         conf += np.bincount(gt[m].astype(np.int64) * NUM_CLASSES + pred[m], minlength=NUM_CLASSES ** 2).reshape(NUM_CLASSES, NUM_CLASSES)
@@ -197,11 +200,28 @@ def evaluate(model, imgs, labs, args, batch=4):
     return float(iou.mean()), iou.tolist(), float(inter.sum() / max(1, conf.sum()))
 
 
-def lr_at(it, total, args):
+def lr_at(it, total, args, frac=None):
+    """Linear warm-up over --warmup iterations, then poly(0.9) decay; `frac` (0..1 of the time budget, --minutes)
+    replaces the iteration fraction in the time-budgeted mode."""
     if it < args.warmup:
         return args.lr * (0.1 + 0.9 * it / args.warmup)
-    p = min(1.0, (it - args.warmup) / max(1, total - args.warmup))
+    p = min(1.0, (it - args.warmup) / max(1, total - args.warmup)) if frac is None else min(1.0, frac)
     return args.lr * ((1 - p) ** 0.9) + args.min_lr
+
+
+class CropDataset(torch.utils.data.Dataset):
+    """One augmented crop per index (make_batch on one image), for DataLoader workers (--workers)."""
+
+    def __init__(self, imgs, labs, args):
+        self.imgs, self.labs, self.args = imgs, labs, args
+
+    def __len__(self):
+        return len(self.imgs)
+
+    def __getitem__(self, i):
+        torch.set_num_threads(1)
+        x, y = make_batch(self.imgs, self.labs, [i], self.args)
+        return x[0], y[0]
 
 
 def save_atomic(obj, path):
@@ -237,10 +257,26 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-iters", type=int, default=0, help="stop after this many iterations (timing runs)")
+    # the borrowed-GPU mode (tools/device_train.sh): data packed by tools/pack_device_data.py, a wall-clock budget
+    ap.add_argument("--data", default=CAMVID, help="CamVid root (train/, val/ optional, classes.json)")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--workers", type=int, default=0, help="DataLoader worker processes building the crops")
+    ap.add_argument("--minutes", type=float, default=0.0, help="train for this wall-clock budget; the LR decays "
+                    "over the budget's fraction (instead of --epochs)")
+    ap.add_argument("--init", default="", help="start from this checkpoint's model weights (fresh optimizer, "
+                    "fresh schedule)")
+    ap.add_argument("--run-dir", default="", help="run folder (default tools/runs/<name>)")
+    ap.add_argument("--save-at", default="", help="with --minutes: also save model-only checkpoints at these "
+                    "budget fractions, e.g. 0.5,0.75")
     args = ap.parse_args()
     args.mean, args.std = MEAN, STD
     torch.set_num_threads(args.threads)
-    run = os.path.join(ROOT, "tools", "runs", args.name)
+    run = args.run_dir or os.path.join(ROOT, "tools", "runs", args.name)
+    dev = torch.device(args.device)
+    if dev.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
     os.makedirs(run, exist_ok=True)
     logf = open(os.path.join(run, "log.txt"), "a")
 
@@ -262,10 +298,24 @@ def main():
     torch.manual_seed(args.seed + (ck["epoch"] if ck else 0))
     model_args = dict(backbone=args.backbone, head=json.loads(args.head) if isinstance(args.head, str) else args.head,
                       depth=False)
+    init = None
+    if args.init.endswith(".safetensors"):  # a DenseKit model file (tools/export_polymax.py)
+        m0 = model_from_densekit_file(args.init, args.backbone, sem_aux=args.sem_aux > 0)
+        init = dict(model=m0.state_dict(), model_args=dict(backbone=args.backbone, head=m0.head_cfg, depth=False))
+        model_args = init["model_args"]
+    elif args.init:
+        init = torch.load(args.init, map_location="cpu", weights_only=False)
+        model_args = init["model_args"]
     if ck:
         model_args = ck["model_args"]  # the architecture of a resumed run never changes
     model = PolyMaX(model_args["backbone"], model_args["head"], depth=False, sem_aux=args.sem_aux > 0)
     model_args["head"] = model.head_cfg
+    if init is not None and not ck:
+        missing, unexpected = model.load_state_dict(init["model"], strict=False)
+        bad = [k for k in missing if not k.startswith("sem_aux.")] + [k for k in unexpected if not k.startswith("sem_aux.")]
+        if bad:
+            raise SystemExit(f"--init checkpoint does not fit: {bad[:5]}")
+    model.to(dev)
     decay, no_decay, aux_params = [], [], []
     for n, p in model.named_parameters():
         if n.startswith("sem_aux."):
@@ -294,29 +344,65 @@ def main():
             log(f"optimizer: {len(ck['optimizer']['param_groups'])} saved groups, now {len(opt.param_groups)}")
         start_epoch, it, best, history = ck["epoch"], ck["iters"], ck.get("best", -1.0), ck.get("history", [])
         log(f"resumed from epoch {start_epoch} (iter {it}, best val mIoU {best:.4f})")
+    elif init is not None:
+        log(f"initialised from {args.init} (epoch {init.get('epoch')}, val mIoU {init.get('val_miou')})")
     with open(os.path.join(run, "args.json"), "w") as f:
         json.dump(vars(args), f, indent=1)
     n_par = sum(p.numel() for p in model.parameters())
     log(f"args {json.dumps(vars(args))}")
     log(f"model {args.backbone} head {json.dumps(model.head_cfg)} params {n_par}")
-    _, timgs, tlabs = load_split("train")
-    _, vimgs, vlabs = load_split("val")
-    log(f"data: train {len(timgs)}, val {len(vimgs)}")
-    weight = class_weights(args.class_weight)
+    _, timgs, tlabs = load_split("train", args.data)
+    has_val = os.path.isdir(os.path.join(args.data, "val"))
+    vimgs, vlabs = load_split("val", args.data)[1:] if has_val else (None, None)
+    log(f"data: train {len(timgs)}, val {len(vimgs) if has_val else 0} from {args.data}")
+    weight = class_weights(args.class_weight, args.data)
+    if weight is not None:
+        weight = weight.to(dev)
     if weight is not None:
         log("class weights " + " ".join(f"{w:.2f}" for w in weight.tolist()))
     per_epoch = len(timgs) // args.batch
     total = per_epoch * args.epochs
+    t_start = time.time()
+    budget = args.minutes * 60.0
+    save_at = sorted(float(f) for f in args.save_at.split(",") if f.strip())
+    if budget > 0:
+        start_epoch, it, total = 0, 0, 1 << 30
+        args.epochs = 1 << 20
+
+    def batches(epoch):
+        perm = np.random.RandomState(args.seed * 1000 + epoch).permutation(len(timgs))
+        if args.workers > 0:
+            dl = torch.utils.data.DataLoader(CropDataset(timgs, tlabs, args), batch_size=args.batch,
+                                             sampler=perm.tolist(), num_workers=args.workers, drop_last=True,
+                                             persistent_workers=False, pin_memory=dev.type == "cuda")
+            yield from dl
+            return
+        for b in range(per_epoch):
+            yield make_batch(timgs, tlabs, perm[b * args.batch:(b + 1) * args.batch], args)
+
+    def save_model_only(path, epoch, miou=None):
+        save_atomic(dict(model={k: v.detach().cpu() for k, v in model.state_dict().items()}, epoch=epoch,
+                         iters=it, model_args=model_args, train_args=vars(args), val_miou=miou,
+                         history=history), path)
+
     model.train()
+    done = False
     for epoch in range(start_epoch, args.epochs):
         t0 = time.time()
-        perm = np.random.RandomState(args.seed * 1000 + epoch).permutation(len(timgs))
         run_loss, run_main, nb = 0.0, 0.0, 0
-        for b in range(per_epoch):
-            idx = perm[b * args.batch:(b + 1) * args.batch]
-            x, y = make_batch(timgs, tlabs, idx, args)
+        for x, y in batches(epoch):
+            x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
+            frac = (time.time() - t_start) / budget if budget > 0 else None
+            if frac is not None:
+                while save_at and frac >= save_at[0]:
+                    save_model_only(os.path.join(run, f"model_{int(save_at[0] * 100):03d}.pt"), epoch)
+                    log(f"saved model_{int(save_at[0] * 100):03d}.pt at epoch {epoch}")
+                    save_at.pop(0)
+                if frac >= 1.0:
+                    done = True
+                    break
             for g in opt.param_groups:
-                g["lr"] = lr_at(it, total, args)
+                g["lr"] = lr_at(it, total, args, frac)
             o = model(x)
             main = sem_nll(o["mask_logits"], o["class_logits"], y, weight, args.loss_stride)
             loss = main
@@ -345,12 +431,18 @@ def main():
                     f"{(time.time() - t0) / nb:.2f} s/it")
             if args.max_iters and it >= args.max_iters:
                 log("max iters reached")
+                if budget > 0:
+                    save_model_only(os.path.join(run, "model_final.pt"), epoch)
                 return
+        if done:
+            save_model_only(os.path.join(run, "model_final.pt"), epoch)
+            log(f"time budget reached after {epoch} epochs, {it} iterations: model_final.pt")
+            break
         dt = time.time() - t0
         rec = dict(epoch=epoch + 1, iters=it, loss=run_loss / max(1, nb), main=run_main / max(1, nb), sec=dt)
         msg = f"epoch {epoch + 1}/{args.epochs} done: loss {rec['loss']:.4f} main {rec['main']:.4f} {dt:.0f} s/epoch"
         miou = None
-        if (epoch + 1) % args.eval_every == 0 or epoch + 1 == args.epochs:
+        if has_val and ((epoch + 1) % args.eval_every == 0 or epoch + 1 == args.epochs):
             te = time.time()
             miou, ious, acc = evaluate(model, vimgs, vlabs, args)
             rec.update(val_miou=miou, val_iou=ious, val_acc=acc)
@@ -365,7 +457,8 @@ def main():
             state["best"] = best
             save_atomic(state, os.path.join(run, "best.pt"))
             msg += " (best)"
-        save_atomic(state, os.path.join(run, "last.pt"))
+        if budget <= 0:
+            save_atomic(state, os.path.join(run, "last.pt"))
         log(msg)
     log("training finished")
 
