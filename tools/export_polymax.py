@@ -86,6 +86,23 @@ def export(model: PolyMaX, path: str, task: str = "segmentation", classes=None, 
     return meta
 
 
+def check_model_file(model: PolyMaX, path: str) -> str:
+    """Refuses (SystemExit) a model file whose tensors are not exactly the model's; returns the file's sha256."""
+    import hashlib
+
+    from safetensors import safe_open
+
+    sd = model.densekit_state_dict()
+    f = safe_open(path, "pt")
+    if set(f.keys()) != set(sd):
+        raise SystemExit(f"{path} does not hold this checkpoint's tensors (key sets differ)")
+    for k in sd:
+        if not torch.equal(f.get_tensor(k), sd[k]):
+            raise SystemExit(f"{path}: tensor {k} differs from the checkpoint")
+    with open(path, "rb") as fh:
+        return hashlib.sha256(fh.read()).hexdigest()
+
+
 def load_checkpoint_model(ckpt_path: str) -> tuple[PolyMaX, dict]:
     ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
     a = ck["model_args"]

@@ -24,12 +24,11 @@ import sys
 import numpy as np
 import torch
 from PIL import Image
-from safetensors import safe_open
 from safetensors.torch import save_file
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from polymax_torch import predict_semantic  # noqa: E402
-from export_polymax import load_checkpoint_model, CAMVID_MEAN, CAMVID_STD  # noqa: E402
+from export_polymax import check_model_file, load_checkpoint_model, CAMVID_MEAN, CAMVID_STD  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VAL = os.path.join(ROOT, "..", "shared", "data", "camvid", "val", "images")
@@ -49,16 +48,7 @@ def main():
     model, ck = load_checkpoint_model(args.checkpoint)
     ta = ck.get("train_args") or {}
     mean, std = ta.get("mean", CAMVID_MEAN), ta.get("std", CAMVID_STD)
-    sd = model.densekit_state_dict()
-    f = safe_open(args.model, "pt")
-    keys = set(f.keys())
-    if keys != set(sd):
-        raise SystemExit(f"{args.model} does not hold this checkpoint's tensors (key sets differ)")
-    for k in sd:
-        if not torch.equal(f.get_tensor(k), sd[k]):
-            raise SystemExit(f"{args.model}: tensor {k} differs from the checkpoint")
-    with open(args.model, "rb") as fh:
-        model_sha = hashlib.sha256(fh.read()).hexdigest()
+    model_sha = check_model_file(model, args.model)
     out, info = {}, []
     for name in args.images:
         p = os.path.join(VAL, name + ".jpg")

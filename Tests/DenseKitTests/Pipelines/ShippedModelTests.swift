@@ -61,4 +61,47 @@ final class ShippedModelTests: XCTestCase {
         }
         XCTAssertGreaterThan(checked, 0)
     }
+
+    static let depthFixture = repo + "/Tests/Fixtures/Depth/depth_reference.safetensors"
+
+    /// The shipped depth model against PyTorch on depth-eval frames (`tools/make_depth_fixture.py`): the depth
+    /// sampled every 4th pixel must be within 2 mm (its values are 1-4 m).
+    func testShippedDepthModelMatchesPyTorch() throws {
+        guard FileManager.default.fileExists(atPath: Self.depthFixture) else {
+            let shipped = ((try? FileManager.default.contentsOfDirectory(atPath: Self.repo + "/Models")) ?? [])
+                .filter { $0.hasSuffix(".safetensors") && $0.contains("depth") }
+            XCTAssertTrue(shipped.isEmpty, "Models/ ships \(shipped) but Tests/Fixtures/Depth has no reference outputs (tools/make_depth_fixture.py)")
+            throw XCTSkip("no depth model shipped yet")
+        }
+        let file = try SafeTensorsFile(path: Self.depthFixture)
+        let modelRel = try XCTUnwrap(file.metadata["model_file"], "fixture metadata lacks model_file")
+        let modelPath = Self.repo + "/Models/" + modelRel
+        XCTAssertTrue(FileManager.default.fileExists(atPath: modelPath), "the fixture's model \(modelRel) is not in the repository")
+        let images = try XCTUnwrap(try JSONValue.parse(try XCTUnwrap(file.metadata["images"])).array)
+        let root = Self.repo + "/../shared/data/depth-eval/"
+        let estimator = try DepthEstimator(modelPath: modelPath)
+        XCTAssertTrue(estimator.hasDepth)
+        var checked = 0
+        for entry in images {
+            let name = try XCTUnwrap(entry.object?["name"]?.string)
+            let rel = try XCTUnwrap(entry.object?["file"]?.string)
+            guard FileManager.default.fileExists(atPath: root + rel) else { throw XCTSkip("depth-eval frames not found beside the checkout") }
+            let (image, _) = try ImageDecoder.decode(path: root + rel)
+            let d = try estimator.estimateDepth(image)
+            XCTAssertEqual(d.units, "metres")
+            XCTAssertEqual(d.values.count, image.width * image.height)
+            let want = try file.floatTensor("depth.\(name)")
+            let (sh, sw) = (want.shape[0], want.shape[1])
+            XCTAssertEqual(sh, (image.height + 2) / 4, name)
+            XCTAssertEqual(sw, (image.width + 2) / 4, name)
+            let ws = want.scalars
+            var maxDiff: Float = 0
+            for y in 0..<sh { for x in 0..<sw {
+                maxDiff = max(maxDiff, abs(d.values[(4 * y + 1) * image.width + 4 * x + 1] - ws[y * sw + x]))
+            } }
+            XCTAssertLessThan(maxDiff, 2e-3, "\(name): depth differs by \(maxDiff) m")
+            checked += 1
+        }
+        XCTAssertGreaterThan(checked, 0)
+    }
 }
