@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// Multi-head attention with `torch.nn.MultiheadAttention(embed_dim, num_heads, batch_first=True)`
@@ -82,7 +83,9 @@ public final class MultiHeadAttention: @unchecked Sendable {
                 guard let qp = qb.baseAddress else { return }
                 qkvProj.forward(input: qp, rows: b * l, output: qkv)
             }
-            heads(q: qkv, k: qkv + e, v: qkv + 2 * e, ld: 3 * e, batch: b, l: l, s: s, scale: scale, out: concat, scratch: scratch)
+            if !Self.vectorHeads(qkv: qkv, embedDim: e, heads: numHeads, batch: b, tokens: l, scale: scale, out: concat) {
+                heads(q: qkv, k: qkv + e, v: qkv + 2 * e, ld: 3 * e, batch: b, l: l, s: s, scale: scale, out: concat, scratch: scratch)
+            }
         } else {
             let q = UnsafeMutablePointer<Float>.allocate(capacity: b * l * e)
             let k = UnsafeMutablePointer<Float>.allocate(capacity: max(1, b * s * e))
@@ -104,6 +107,45 @@ public final class MultiHeadAttention: @unchecked Sendable {
     /// - Throws: `LinearError.shapeMismatch` when `x` is not `[B, L, E]`.
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
         try callAsFunction(query: x, key: x, value: x)
+    }
+
+    /// Query rows per work item of the vector path.
+    static let vectorBlock = 64
+
+    /// Self-attention of all heads of all images with the AVX-512 kernel `dk_attention_rows` (sixteen queries
+    /// per vector, scores and softmax kept per block of queries, keys and values read in place from the fused
+    /// projection): `qkv` is `[B, L, 3E]` (`q | k | v` per row), `out` `[B, L, E]`. Work items are (image,
+    /// head, block of `vectorBlock` queries), spread over the threads; no BLAS call, so no hand-over between
+    /// OpenBLAS's threads and ours inside the attention. Returns false (nothing written) when the CPU lacks
+    /// AVX-512 or vector kernels are off; the caller then runs the GEMM path.
+    static func vectorHeads(qkv: UnsafePointer<Float>, embedDim e: Int, heads nh: Int, batch: Int, tokens l: Int,
+                            scale: Float, out: UnsafeMutablePointer<Float>) -> Bool {
+        guard KernelDispatch.avx512, l > 0, nh > 0, e % nh == 0 else { return false }
+        let d = e / nh, ld = 3 * e
+        let blocks = (l + vectorBlock - 1) / vectorBlock
+        let items = batch * nh * blocks
+        let scratchCount = 16 * (l + d + 2)
+        var failed = false
+        let flag = UnsafeMutablePointer<Bool>.allocate(capacity: items)
+        defer { flag.deallocate() }
+        flag.initialize(repeating: true, count: items)
+        Threading.parallelFor(items) { item in
+            let blk = item % blocks, h = (item / blocks) % nh, n = item / (blocks * nh)
+            let q0 = blk * vectorBlock, nq = min(vectorBlock, l - q0)
+            let rows = UnsafeMutablePointer<Int>.allocate(capacity: l + 2 * nq)
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: scratchCount)
+            defer { rows.deallocate(); scratch.deallocate() }
+            let keyRows = rows, queryRows = rows + l, outRows = rows + l + nq
+            for u in 0..<l { keyRows[u] = (n * l + u) * ld + h * d }
+            for i in 0..<nq {
+                queryRows[i] = (n * l + q0 + i) * ld + h * d
+                outRows[i] = (n * l + q0 + i) * e + h * d
+            }
+            flag[item] = dk_attention_rows(qkv, queryRows, nq, keyRows, l, e, 2 * e, Int32(d), Int32(d), scale,
+                                           out, outRows, scratch) != 0
+        }
+        for i in 0..<items where !flag[i] { failed = true }
+        return !failed
     }
 
     /// All heads of all images; q/k/v rows have stride `ld` and head `h` starts at column `h*D`.

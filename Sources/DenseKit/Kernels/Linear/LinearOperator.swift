@@ -100,10 +100,20 @@ public final class LinearOperator: @unchecked Sendable {
     /// Computes `rows` rows with arbitrary row strides (for views into wider buffers).
     func forward(input: UnsafePointer<Float>, rows: Int, inputStride: Int, output: UnsafeMutablePointer<Float>, outputStride: Int) {
         if rows <= 0 { return }
+        if let bias = packedBias {
+            // The bias first, then C += A B (beta 1): one pass over C fewer than zeroing it (OpenBLAS's beta
+            // pass) and adding the bias afterwards; the sum is formed in the same order (A B, then + bias).
+            let n = outFeatures
+            for r in 0..<rows { (output + r * outputStride).update(from: bias, count: n) }
+            BLAS.sgemm(m: rows, n: n, k: inFeatures, a: input, lda: inputStride,
+                       b: packedWeight, ldb: n, beta: 1, c: output, ldc: outputStride)
+            LinearOperator.rowEpilogue(output, rows: rows, columns: n, stride: outputStride, bias: nil, activation: activation)
+            return
+        }
         BLAS.sgemm(m: rows, n: outFeatures, k: inFeatures, a: input, lda: inputStride,
                    b: packedWeight, ldb: outFeatures, c: output, ldc: outputStride)
         LinearOperator.rowEpilogue(output, rows: rows, columns: outFeatures, stride: outputStride,
-                                   bias: packedBias.map { UnsafePointer($0) }, activation: activation)
+                                   bias: nil, activation: activation)
     }
 
     /// `y[r, j] = act(y[r, j] + bias[j])` over `rows` rows of `columns` values (row stride `stride`).
