@@ -1,101 +1,182 @@
-/* Attention over keys/values read in place, AVX-512F (see CKernels.h). Sixteen queries per vector
- * (one lane each): scores [L][16] by FMAs with broadcast key elements (eight keys at a time),
- * softmax along L per lane (Cephes exp, as the GELU kernel), then the weighted sum of values in
- * chunks of 16 output dimensions kept in registers. */
+/* Attention over keys/values read in place, AVX-512F (see CKernels.h). Per call the keys are copied once,
+ * transposed and zero-padded, to KT[dq][Lp] (Lp = L rounded up to 16), and the values to a contiguous
+ * V[L][dv]. Per block of up to 16 queries:
+ *  - scores S[i][u] = scale*q_i . k_u by a 4-query x 64-key register tile (16 accumulators; per d four
+ *    broadcast query elements and four key vectors for sixteen FMAs);
+ *  - softmax along u per query (max, exp by dk_exp512_fast, sum), the padding keys excluded;
+ *  - out_i = (sum_u S[i][u] v_u) / sum_i by a 4-query x 64-dim tile (per key: four value vectors, four
+ *    broadcast weights, sixteen FMAs), the division last. */
 #include "CKernels.h"
 #include "avx512_math.h"
 #include <immintrin.h>
 #include <math.h>
 
-#define MUL _mm512_mul_ps
-#define ADD _mm512_add_ps
-#define SUB _mm512_sub_ps
 #define SET _mm512_set1_ps
+#define FMA _mm512_fmadd_ps
 
+static long round16(long n) { return (n + 15) & ~15L; }
+
+long dk_attention_scratch(long L, int dq, int dv) {
+    long lp = round16(L < 1 ? 1 : L);
+    return lp * (long)dq + lp * (long)dv + 16 * lp + 16 * (long)dq + 64;
+}
+
+/* Scores of queries [i0, i0 + ni) (ni <= 4) against keys [u0, u1) (a multiple of 16 wide): S[i][u], i
+ * relative to the block. */
+__attribute__((target("avx512f")))
+static void scores_tile(const float *Q, int dq, const float *KT, long lp, float *S, int i0, int ni, long u0, long u1) {
+    const float *q0 = Q + (long)(i0 + 0) * dq, *q1 = Q + (long)(i0 + (ni > 1 ? 1 : 0)) * dq;
+    const float *q2 = Q + (long)(i0 + (ni > 2 ? 2 : 0)) * dq, *q3 = Q + (long)(i0 + (ni > 3 ? 3 : 0)) * dq;
+    long u = u0;
+    for (; u + 64 <= u1; u += 64) {
+        __m512 a00 = _mm512_setzero_ps(), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00, a13 = a00;
+        __m512 a20 = a00, a21 = a00, a22 = a00, a23 = a00, a30 = a00, a31 = a00, a32 = a00, a33 = a00;
+        const float *kt = KT + u;
+        for (int d = 0; d < dq; d++, kt += lp) {
+            __m512 k0 = _mm512_loadu_ps(kt), k1 = _mm512_loadu_ps(kt + 16);
+            __m512 k2 = _mm512_loadu_ps(kt + 32), k3 = _mm512_loadu_ps(kt + 48);
+            __m512 b = SET(q0[d]);
+            a00 = FMA(b, k0, a00); a01 = FMA(b, k1, a01); a02 = FMA(b, k2, a02); a03 = FMA(b, k3, a03);
+            b = SET(q1[d]);
+            a10 = FMA(b, k0, a10); a11 = FMA(b, k1, a11); a12 = FMA(b, k2, a12); a13 = FMA(b, k3, a13);
+            b = SET(q2[d]);
+            a20 = FMA(b, k0, a20); a21 = FMA(b, k1, a21); a22 = FMA(b, k2, a22); a23 = FMA(b, k3, a23);
+            b = SET(q3[d]);
+            a30 = FMA(b, k0, a30); a31 = FMA(b, k1, a31); a32 = FMA(b, k2, a32); a33 = FMA(b, k3, a33);
+        }
+        float *s0 = S + (long)(i0 + 0) * lp + u;
+        _mm512_storeu_ps(s0, a00); _mm512_storeu_ps(s0 + 16, a01); _mm512_storeu_ps(s0 + 32, a02); _mm512_storeu_ps(s0 + 48, a03);
+        if (ni > 1) { float *s = s0 + lp; _mm512_storeu_ps(s, a10); _mm512_storeu_ps(s + 16, a11); _mm512_storeu_ps(s + 32, a12); _mm512_storeu_ps(s + 48, a13); }
+        if (ni > 2) { float *s = s0 + 2 * lp; _mm512_storeu_ps(s, a20); _mm512_storeu_ps(s + 16, a21); _mm512_storeu_ps(s + 32, a22); _mm512_storeu_ps(s + 48, a23); }
+        if (ni > 3) { float *s = s0 + 3 * lp; _mm512_storeu_ps(s, a30); _mm512_storeu_ps(s + 16, a31); _mm512_storeu_ps(s + 32, a32); _mm512_storeu_ps(s + 48, a33); }
+    }
+    for (; u < u1; u += 16) {
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        const float *kt = KT + u;
+        for (int d = 0; d < dq; d++, kt += lp) {
+            __m512 k = _mm512_loadu_ps(kt);
+            a0 = FMA(SET(q0[d]), k, a0); a1 = FMA(SET(q1[d]), k, a1);
+            a2 = FMA(SET(q2[d]), k, a2); a3 = FMA(SET(q3[d]), k, a3);
+        }
+        float *s0 = S + (long)(i0 + 0) * lp + u;
+        _mm512_storeu_ps(s0, a0);
+        if (ni > 1) _mm512_storeu_ps(s0 + lp, a1);
+        if (ni > 2) _mm512_storeu_ps(s0 + 2 * lp, a2);
+        if (ni > 3) _mm512_storeu_ps(s0 + 3 * lp, a3);
+    }
+}
+
+/* In place: S[i][0..L) = exp(S - max), the padding [L, lp) = 0; returns 1 / sum. */
+__attribute__((target("avx512f")))
+static float softmax_row(float *s, long L, long lp) {
+    __m512 mx = SET(-INFINITY);
+    long u = 0;
+    for (; u + 16 <= L; u += 16) mx = _mm512_max_ps(mx, _mm512_loadu_ps(s + u));
+    __mmask16 tail = (__mmask16)((1u << (L - u)) - 1u);
+    if (u < L) mx = _mm512_max_ps(mx, _mm512_mask_loadu_ps(SET(-INFINITY), tail, s + u));
+    __m512 m = SET(_mm512_reduce_max_ps(mx));
+    __m512 sum = _mm512_setzero_ps();
+    for (u = 0; u + 16 <= L; u += 16) {
+        __m512 e = dk_exp512_fast(_mm512_sub_ps(_mm512_loadu_ps(s + u), m));
+        _mm512_storeu_ps(s + u, e);
+        sum = _mm512_add_ps(sum, e);
+    }
+    if (u < L) {
+        __m512 e = dk_exp512_fast(_mm512_sub_ps(_mm512_mask_loadu_ps(m, tail, s + u), m));
+        e = _mm512_maskz_mov_ps(tail, e);
+        _mm512_storeu_ps(s + u, e);
+        sum = _mm512_add_ps(sum, e);
+        u += 16;
+    }
+    for (; u < lp; u += 16) _mm512_storeu_ps(s + u, _mm512_setzero_ps());
+    return 1.0f / _mm512_reduce_add_ps(sum);
+}
+
+/* out rows of queries [i0, i0 + ni) of the block (ni <= 4), dims [d0, d0 + 16 * nv) (nv <= 4, last vector
+ * masked by `last`). */
+__attribute__((target("avx512f")))
+static void values_tile(const float *V, int dv, long L, const float *S, long lp,
+                        const float *inv, int i0, int ni, int d0, int nv, __mmask16 last,
+                        float *out, const long *outRows, long q0) {
+    __m512 acc[4][4];
+    for (int i = 0; i < 4; i++) for (int j = 0; j < 4; j++) acc[i][j] = _mm512_setzero_ps();
+    const float *s0 = S + (long)i0 * lp, *s1 = S + (long)(i0 + (ni > 1 ? 1 : 0)) * lp;
+    const float *s2 = S + (long)(i0 + (ni > 2 ? 2 : 0)) * lp, *s3 = S + (long)(i0 + (ni > 3 ? 3 : 0)) * lp;
+    if (nv == 4 && last == (__mmask16)0xFFFF) {
+        for (long u = 0; u < L; u++) {
+            const float *v = V + u * (long)dv + d0;
+            __m512 v0 = _mm512_loadu_ps(v), v1 = _mm512_loadu_ps(v + 16), v2 = _mm512_loadu_ps(v + 32), v3 = _mm512_loadu_ps(v + 48);
+            __m512 p = SET(s0[u]);
+            acc[0][0] = FMA(p, v0, acc[0][0]); acc[0][1] = FMA(p, v1, acc[0][1]); acc[0][2] = FMA(p, v2, acc[0][2]); acc[0][3] = FMA(p, v3, acc[0][3]);
+            p = SET(s1[u]);
+            acc[1][0] = FMA(p, v0, acc[1][0]); acc[1][1] = FMA(p, v1, acc[1][1]); acc[1][2] = FMA(p, v2, acc[1][2]); acc[1][3] = FMA(p, v3, acc[1][3]);
+            p = SET(s2[u]);
+            acc[2][0] = FMA(p, v0, acc[2][0]); acc[2][1] = FMA(p, v1, acc[2][1]); acc[2][2] = FMA(p, v2, acc[2][2]); acc[2][3] = FMA(p, v3, acc[2][3]);
+            p = SET(s3[u]);
+            acc[3][0] = FMA(p, v0, acc[3][0]); acc[3][1] = FMA(p, v1, acc[3][1]); acc[3][2] = FMA(p, v2, acc[3][2]); acc[3][3] = FMA(p, v3, acc[3][3]);
+        }
+    } else {
+        for (long u = 0; u < L; u++) {
+            const float *v = V + u * (long)dv + d0;
+            __m512 vv[4];
+            for (int j = 0; j < nv; j++)
+                vv[j] = j == nv - 1 ? _mm512_maskz_loadu_ps(last, v + 16 * j) : _mm512_loadu_ps(v + 16 * j);
+            __m512 p0 = SET(s0[u]), p1 = SET(s1[u]), p2 = SET(s2[u]), p3 = SET(s3[u]);
+            for (int j = 0; j < nv; j++) {
+                acc[0][j] = FMA(p0, vv[j], acc[0][j]); acc[1][j] = FMA(p1, vv[j], acc[1][j]);
+                acc[2][j] = FMA(p2, vv[j], acc[2][j]); acc[3][j] = FMA(p3, vv[j], acc[3][j]);
+            }
+        }
+    }
+    for (int i = 0; i < ni; i++) {
+        float *o = out + outRows[q0 + i0 + i] + d0;
+        __m512 w = SET(inv[i0 + i]);
+        for (int j = 0; j < nv; j++) {
+            __m512 r = _mm512_mul_ps(acc[i][j], w);
+            if (j == nv - 1) _mm512_mask_storeu_ps(o + 16 * j, last, r);
+            else _mm512_storeu_ps(o + 16 * j, r);
+        }
+    }
+}
 
 __attribute__((target("avx512f")))
 static void attention_rows_512(const float *base, const long *queryRows, long nq, const long *keyRows, long L,
                                long keyOffset, long valueOffset, int dq, int dv, float scale,
                                float *out, const long *outRows, float *scratch) {
-    float *S = scratch;                    /* [L][16] */
-    float *Qt = S + 16 * L;                /* [dq][16] */
-    float *tmp = Qt + 16 * (long)dq;       /* [16] */
+    long lp = round16(L);
+    float *KT = scratch;                    /* [dq][lp] */
+    float *V = KT + lp * (long)dq;          /* [L][dv], contiguous copy of the values */
+    float *S = V + lp * (long)dv;           /* [16][lp] */
+    float *Q = S + 16 * lp;                 /* [16][dq] */
+    float *inv = Q + 16 * (long)dq;         /* [16] */
+    for (long u = 0; u < L; u++) {
+        const float *k = base + keyRows[u] + keyOffset;
+        for (int d = 0; d < dq; d++) KT[(long)d * lp + u] = k[d];
+    }
+    for (int d = 0; d < dq; d++) for (long u = L; u < lp; u++) KT[(long)d * lp + u] = 0.0f;
+    for (long u = 0; u < L; u++) {
+        const float *v = base + keyRows[u] + valueOffset;
+        for (int d = 0; d < dv; d++) V[u * (long)dv + d] = v[d];
+    }
     for (long q0 = 0; q0 < nq; q0 += 16) {
         int nb = (int)(nq - q0 < 16 ? nq - q0 : 16);
-        for (int lane = 0; lane < 16; lane++) {
-            if (lane < nb) {
-                const float *q = base + queryRows[q0 + lane];
-                for (int d = 0; d < dq; d++) Qt[d * 16 + lane] = q[d] * scale;
-            } else {
-                for (int d = 0; d < dq; d++) Qt[d * 16 + lane] = 0.0f;
-            }
+        for (int i = 0; i < nb; i++) {
+            const float *q = base + queryRows[q0 + i];
+            for (int d = 0; d < dq; d++) Q[(long)i * dq + d] = q[d] * scale;
         }
-        __m512 mx = SET(-INFINITY);
-        long u = 0;
-        for (; u + 8 <= L; u += 8) {
-            const float *k0 = base + keyRows[u] + keyOffset, *k1 = base + keyRows[u + 1] + keyOffset;
-            const float *k2 = base + keyRows[u + 2] + keyOffset, *k3 = base + keyRows[u + 3] + keyOffset;
-            const float *k4 = base + keyRows[u + 4] + keyOffset, *k5 = base + keyRows[u + 5] + keyOffset;
-            const float *k6 = base + keyRows[u + 6] + keyOffset, *k7 = base + keyRows[u + 7] + keyOffset;
-            __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0, s6 = s0, s7 = s0;
-            for (int d = 0; d < dq; d++) {
-                __m512 qd = _mm512_loadu_ps(Qt + d * 16);
-                s0 = _mm512_fmadd_ps(SET(k0[d]), qd, s0);
-                s1 = _mm512_fmadd_ps(SET(k1[d]), qd, s1);
-                s2 = _mm512_fmadd_ps(SET(k2[d]), qd, s2);
-                s3 = _mm512_fmadd_ps(SET(k3[d]), qd, s3);
-                s4 = _mm512_fmadd_ps(SET(k4[d]), qd, s4);
-                s5 = _mm512_fmadd_ps(SET(k5[d]), qd, s5);
-                s6 = _mm512_fmadd_ps(SET(k6[d]), qd, s6);
-                s7 = _mm512_fmadd_ps(SET(k7[d]), qd, s7);
-            }
-            _mm512_storeu_ps(S + (u + 0) * 16, s0); _mm512_storeu_ps(S + (u + 1) * 16, s1);
-            _mm512_storeu_ps(S + (u + 2) * 16, s2); _mm512_storeu_ps(S + (u + 3) * 16, s3);
-            _mm512_storeu_ps(S + (u + 4) * 16, s4); _mm512_storeu_ps(S + (u + 5) * 16, s5);
-            _mm512_storeu_ps(S + (u + 6) * 16, s6); _mm512_storeu_ps(S + (u + 7) * 16, s7);
-            mx = _mm512_max_ps(mx, _mm512_max_ps(_mm512_max_ps(_mm512_max_ps(s0, s1), _mm512_max_ps(s2, s3)),
-                                                 _mm512_max_ps(_mm512_max_ps(s4, s5), _mm512_max_ps(s6, s7))));
+        /* key tiles outside, query groups inside: a 64-key slice of KT (dq x 256 B) stays in L1 */
+        for (long u0 = 0; u0 < lp; u0 += 64) {
+            long u1 = u0 + 64 < lp ? u0 + 64 : lp;
+            for (int i0 = 0; i0 < nb; i0 += 4) scores_tile(Q, dq, KT, lp, S, i0, nb - i0 < 4 ? nb - i0 : 4, u0, u1);
         }
-        for (; u < L; u++) {
-            const float *k = base + keyRows[u] + keyOffset;
-            __m512 s = _mm512_setzero_ps();
-            for (int d = 0; d < dq; d++) s = _mm512_fmadd_ps(SET(k[d]), _mm512_loadu_ps(Qt + d * 16), s);
-            _mm512_storeu_ps(S + u * 16, s);
-            mx = _mm512_max_ps(mx, s);
-        }
-        __m512 sum = _mm512_setzero_ps();
-        for (u = 0; u < L; u++) {
-            __m512 e = dk_exp512(SUB(_mm512_loadu_ps(S + u * 16), mx));
-            _mm512_storeu_ps(S + u * 16, e);
-            sum = ADD(sum, e);
-        }
-        __m512 inv = _mm512_div_ps(SET(1.0f), sum);
-        int d0 = 0;
-        for (; d0 + 16 <= dv; d0 += 16) {
-            __m512 a[16];
-            for (int j = 0; j < 16; j++) a[j] = _mm512_setzero_ps();
-            for (u = 0; u < L; u++) {
-                __m512 p = _mm512_loadu_ps(S + u * 16);
-                const float *v = base + keyRows[u] + valueOffset + d0;
-                a[0] = _mm512_fmadd_ps(SET(v[0]), p, a[0]);   a[1] = _mm512_fmadd_ps(SET(v[1]), p, a[1]);
-                a[2] = _mm512_fmadd_ps(SET(v[2]), p, a[2]);   a[3] = _mm512_fmadd_ps(SET(v[3]), p, a[3]);
-                a[4] = _mm512_fmadd_ps(SET(v[4]), p, a[4]);   a[5] = _mm512_fmadd_ps(SET(v[5]), p, a[5]);
-                a[6] = _mm512_fmadd_ps(SET(v[6]), p, a[6]);   a[7] = _mm512_fmadd_ps(SET(v[7]), p, a[7]);
-                a[8] = _mm512_fmadd_ps(SET(v[8]), p, a[8]);   a[9] = _mm512_fmadd_ps(SET(v[9]), p, a[9]);
-                a[10] = _mm512_fmadd_ps(SET(v[10]), p, a[10]); a[11] = _mm512_fmadd_ps(SET(v[11]), p, a[11]);
-                a[12] = _mm512_fmadd_ps(SET(v[12]), p, a[12]); a[13] = _mm512_fmadd_ps(SET(v[13]), p, a[13]);
-                a[14] = _mm512_fmadd_ps(SET(v[14]), p, a[14]); a[15] = _mm512_fmadd_ps(SET(v[15]), p, a[15]);
-            }
-            for (int j = 0; j < 16; j++) {
-                _mm512_storeu_ps(tmp, MUL(a[j], inv));
-                for (int lane = 0; lane < nb; lane++) out[outRows[q0 + lane] + d0 + j] = tmp[lane];
-            }
-        }
-        for (; d0 < dv; d0++) {
-            __m512 a = _mm512_setzero_ps();
-            for (u = 0; u < L; u++) a = _mm512_fmadd_ps(SET(base[keyRows[u] + valueOffset + d0]), _mm512_loadu_ps(S + u * 16), a);
-            _mm512_storeu_ps(tmp, MUL(a, inv));
-            for (int lane = 0; lane < nb; lane++) out[outRows[q0 + lane] + d0] = tmp[lane];
+        for (int i = 0; i < nb; i++) inv[i] = softmax_row(S + (long)i * lp, L, lp);
+        for (int d0 = 0; d0 < dv; d0 += 64) {
+            int rest = dv - d0 < 64 ? dv - d0 : 64;
+            int nv = (rest + 15) / 16;
+            int tail = rest - 16 * (nv - 1);
+            __mmask16 last = (__mmask16)(tail == 16 ? 0xFFFFu : ((1u << tail) - 1u));
+            for (int i0 = 0; i0 < nb; i0 += 4)
+                values_tile(V, dv, L, S, lp, inv, i0, nb - i0 < 4 ? nb - i0 : 4, d0, nv, last, out, outRows, q0);
         }
     }
 }

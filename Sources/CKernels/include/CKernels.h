@@ -49,12 +49,15 @@ int dk_gelu(const float *x, float *y, long count);
  * `out[outRows[i] + d] = sum_u softmax_u(scale * q_i . k_u) v_u[d]` for `d < dv`, where
  * `q_i = base + queryRows[i]` (`dq` floats), `k_u = base + keyRows[u] + keyOffset` (`dq` floats),
  * `v_u = base + keyRows[u] + valueOffset` (`dv` floats). The softmax runs over all `L` keys (no mask).
- * `scratch` holds at least `16 * (L + dq + 2)` floats. Returns 1 when done, 0 when this CPU lacks
- * AVX-512 or a size is out of range (nothing written).
+ * `scratch` holds at least `dk_attention_scratch(L, dq, dv)` floats. Returns 1 when done, 0 when this CPU
+ * lacks AVX-512 or a size is out of range (nothing written).
  */
 int dk_attention_rows(const float *base, const long *queryRows, long nq, const long *keyRows, long L,
                       long keyOffset, long valueOffset, int dq, int dv, float scale,
                       float *out, const long *outRows, float *scratch);
+
+/** Floats of scratch `dk_attention_rows` needs for `L` keys of `dq` (query/key) and `dv` (value) floats. */
+long dk_attention_scratch(long L, int dq, int dv);
 
 /**
  * In-place row softmax of `x * scale` for `rows` rows of `cols` floats (row stride `cols`): the max,

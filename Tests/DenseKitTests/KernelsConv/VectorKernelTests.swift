@@ -133,6 +133,28 @@ final class VectorRoutedAttentionTests: XCTestCase {
             for (a, b) in zip(v, ref) { XCTAssertEqual(a, b, accuracy: 2e-6 * max(1, abs(b)), "\(g)") }
         }
     }
+
+    /// Dense self-attention (`MultiHeadAttention`, fused q/k/v): the AVX-512 attention kernel against the
+    /// GEMM + softmax path, with token counts that are not multiples of 16 or of the query block and head
+    /// sizes that are not multiples of 16.
+    func testDenseSelfAttentionMatchesGemmPath() throws {
+        try XCTSkipUnless(KernelDispatch.avx512, "this CPU has no AVX-512")
+        var gen = KAGenerator(seed: 91)
+        for (batch, tokens, embed, heads) in [(1, 1, 16, 1), (2, 37, 40, 2), (1, 130, 96, 3), (1, 257, 64, 1), (2, 200, 120, 5)] {
+            func t(_ shape: [Int], _ s: Float) -> Tensor { Tensor(shape: shape, values: (0..<shape.reduce(1, *)).map { _ in gen.next() * s }) }
+            let mha = try MultiHeadAttention(embedDim: embed, numHeads: heads, inProjWeight: t([3 * embed, embed], 0.3),
+                                             inProjBias: t([3 * embed], 0.1), outProjWeight: t([embed, embed], 0.2),
+                                             outProjBias: t([embed], 0.1))
+            let x = t([batch, tokens, embed], 1)
+            KernelDispatch.allowVectorKernels = true
+            let v = try mha(x).scalars
+            KernelDispatch.allowVectorKernels = false
+            let ref = try mha(x).scalars
+            KernelDispatch.allowVectorKernels = true
+            XCTAssertEqual(v.count, ref.count)
+            for (a, b) in zip(v, ref) { XCTAssertEqual(a, b, accuracy: 2e-5 * max(1, abs(b)), "B\(batch) L\(tokens) E\(embed) H\(heads)") }
+        }
+    }
 }
 
 /// The AVX-512 row softmax of BiFormer's full attention against the Swift loop.

@@ -109,29 +109,34 @@ public final class MultiHeadAttention: @unchecked Sendable {
         try callAsFunction(query: x, key: x, value: x)
     }
 
-    /// Query rows per work item of the vector path.
-    static let vectorBlock = 64
+    /// Query blocks per (image, head) of the vector path: enough work items for two per thread, but as few as
+    /// that allows, since each item copies its head's keys and values once (transposed keys, packed values).
+    static func vectorBlocks(batch: Int, heads: Int, tokens: Int, threads: Int) -> Int {
+        let perHead = max(1, (2 * threads + batch * heads - 1) / max(1, batch * heads))
+        return min(perHead, max(1, tokens / 16))
+    }
 
     /// Self-attention of all heads of all images with the AVX-512 kernel `dk_attention_rows` (sixteen queries
     /// per vector, scores and softmax kept per block of queries, keys and values read in place from the fused
     /// projection): `qkv` is `[B, L, 3E]` (`q | k | v` per row), `out` `[B, L, E]`. Work items are (image,
-    /// head, block of `vectorBlock` queries), spread over the threads; no BLAS call, so no hand-over between
+    /// head, block of queries), spread over the threads; no BLAS call, so no hand-over between
     /// OpenBLAS's threads and ours inside the attention. Returns false (nothing written) when the CPU lacks
     /// AVX-512 or vector kernels are off; the caller then runs the GEMM path.
     static func vectorHeads(qkv: UnsafePointer<Float>, embedDim e: Int, heads nh: Int, batch: Int, tokens l: Int,
                             scale: Float, out: UnsafeMutablePointer<Float>) -> Bool {
         guard KernelDispatch.avx512, l > 0, nh > 0, e % nh == 0 else { return false }
         let d = e / nh, ld = 3 * e
-        let blocks = (l + vectorBlock - 1) / vectorBlock
+        let blocks = vectorBlocks(batch: batch, heads: nh, tokens: l, threads: Threading.threads)
+        let blockRows = (l + blocks - 1) / blocks
         let items = batch * nh * blocks
-        let scratchCount = 16 * (l + d + 2)
+        let scratchCount = dk_attention_scratch(l, Int32(d), Int32(d))
         var failed = false
         let flag = UnsafeMutablePointer<Bool>.allocate(capacity: items)
         defer { flag.deallocate() }
         flag.initialize(repeating: true, count: items)
         Threading.parallelFor(items) { item in
             let blk = item % blocks, h = (item / blocks) % nh, n = item / (blocks * nh)
-            let q0 = blk * vectorBlock, nq = min(vectorBlock, l - q0)
+            let q0 = blk * blockRows, nq = max(0, min(blockRows, l - q0))
             let rows = UnsafeMutablePointer<Int>.allocate(capacity: l + 2 * nq)
             let scratch = UnsafeMutablePointer<Float>.allocate(capacity: scratchCount)
             defer { rows.deallocate(); scratch.deallocate() }

@@ -162,7 +162,7 @@ public enum RoutedAttention {
             // AVX-512: sixteen queries per vector, keys and values still read in place (CKernels).
             let queryRows = UnsafeMutablePointer<Int>.allocate(capacity: 2 * hw)
             let outRows = queryRows + hw
-            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 16 * (L + dq + 2))
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: dk_attention_scratch(L, Int32(dq), Int32(dv)))
             defer { queryRows.deallocate(); scratch.deallocate() }
             for r in 0..<rh {
                 for c in 0..<rw {
