@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Reads whole files for the decoders (internal), with one-line errors.
 enum ImageFileReader {
@@ -12,6 +15,11 @@ enum ImageFileReader {
             throw ImageError.unreadableFile(path: path, reason: "no such file")
         }
         if isDir.boolValue { throw ImageError.unreadableFile(path: path, reason: "is a folder, not a file") }
+        var st = stat()
+        if stat(path, &st) == 0, (st.st_mode & S_IFMT) != S_IFREG {
+            // A FIFO, socket or device: reading it could block or never end.
+            throw ImageError.unreadableFile(path: path, reason: "not a regular file (a pipe, socket or device)")
+        }
         guard fm.isReadableFile(atPath: path) else {
             throw ImageError.unreadableFile(path: path, reason: "permission denied")
         }

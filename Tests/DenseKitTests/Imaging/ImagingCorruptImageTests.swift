@@ -117,4 +117,17 @@ final class ImagingCorruptImageTests: XCTestCase {
             }
         }
     }
+
+    /// A FIFO (or socket or device) is refused before it is opened: reading one could block forever.
+    func testNonRegularFileIsRefused() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("dk-fifo-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let fifo = dir.appendingPathComponent("pipe.png").path
+        guard mkfifo(fifo, 0o600) == 0 else { throw XCTSkip("mkfifo is not available here") }
+        XCTAssertThrowsError(try ImageDecoder.decode(path: fifo)) { e in
+            guard case .unreadableFile(_, let reason)? = e as? ImageError else { return XCTFail("\(e)") }
+            XCTAssertTrue(reason.contains("not a regular file"), reason)
+        }
+    }
 }

@@ -202,4 +202,15 @@ final class PipelineSegmenterTests: XCTestCase {
         try? FileManager.default.removeItem(atPath: out)
         try FileManager.default.copyItem(atPath: p, toPath: out)
     }
+
+    /// Preprocess values that would make every score NaN or infinite are refused when the config is read.
+    func testPreprocessValuesOutOfRangeAreRefused() throws {
+        for bad in ["{\"std\": [0, 0.2, 0.2]}", "{\"std\": [1e-30, 0.2, 0.2]}", "{\"mean\": [1e300, 0, 0]}",
+                    "{\"std\": [1e39, 1, 1]}", "{\"pad_value\": 1e300}"] {
+            XCTAssertThrowsError(try PolyMaXPreprocess(json: try JSONValue.parse(bad)), bad) { e in
+                guard case ModelConfigError.invalidField? = e as? ModelConfigError else { return XCTFail("\(bad): \(e)") }
+            }
+        }
+        XCTAssertNoThrow(try PolyMaXPreprocess(json: try JSONValue.parse("{\"mean\": [123.7, 116.3, 103.5], \"std\": [58.4, 57.1, 57.4]}")))
+    }
 }

@@ -55,19 +55,21 @@ public struct PolyMaXPreprocess: Sendable, Equatable {
             guard r.has(f) else { return d }
             guard let a = r.object[f]?.array, a.count == 3 else { throw fail(f, "expected 3 numbers") }
             return try a.map { v in
-                guard let x = v.double, x.isFinite else { throw fail(f, "expected 3 finite numbers") }
+                guard let x = v.double, x.isFinite, Float(x).isFinite, abs(x) <= 1e6 else {
+                    throw fail(f, "expected 3 finite numbers of magnitude at most 1e6")
+                }
                 return Float(x)
             }
         }
         var m = try floats("mean", mean), s = try floats("std", std)
         if (m + s).contains(where: { $0 > 1 }) { m = m.map { $0 / 255 }; s = s.map { $0 / 255 } }
-        guard s.allSatisfy({ $0 > 0 }) else { throw fail("std", "values must be positive") }
+        guard s.allSatisfy({ $0 >= 1e-6 }) else { throw fail("std", "values must be at least 1e-6 (in 0...1 units)") }
         mean = m; std = s
         let order = try r.string("channel_order", default: "rgb")
         guard order == "rgb" || order == "bgr" else { throw fail("channel_order", "\"rgb\" or \"bgr\", got \"\(order)\"") }
         bgr = order == "bgr"
         let pv = try r.double("pad_value", default: 0)
-        guard pv.isFinite else { throw fail("pad_value", "must be finite") }
+        guard pv.isFinite, abs(pv) <= 1e6 else { throw fail("pad_value", "must be finite, of magnitude at most 1e6") }
         padValue = Float(pv)
     }
 }
