@@ -79,6 +79,9 @@ struct EvalSegmentCommand: ParsableCommand {
                 guard gt.width == image.width, gt.height == image.height else {
                     throw EvaluationError.sizeMismatch(what: p.target, expected: "\(image.width)x\(image.height)", got: "\(gt.width)x\(gt.height)")
                 }
+                guard gt.bitDepth <= 8 else {
+                    throw EvaluationError.invalidArgument("\(p.target): a \(gt.bitDepth)-bit PNG is not a label map (8-bit gray or palette class indices expected)")
+                }
                 let r = try seg.segment(image)
                 try cm.add(prediction: r.labels, groundTruth: gt.values, name: p.target)
                 printError("[\(i + 1)/\(pairs.count)] \(p.name)  mIoU so far \(EvalCLI.pct(cm.meanIoU).trimmingCharacters(in: .whitespaces)) %")
@@ -141,7 +144,9 @@ struct EvalDepthCommand: ParsableCommand {
 
     func validate() throws {
         try validateThreads(threads)
-        guard depthScale.isFinite, depthScale > 0 else { throw ValidationError("--depth-scale must be positive") }
+        guard depthScale.isFinite, (1e-9...1e9).contains(depthScale) else {
+            throw ValidationError("--depth-scale must be from 1e-9 to 1e9 (metres per stored unit), got \(depthScale)")
+        }
     }
 
     func run() throws {
@@ -160,6 +165,9 @@ struct EvalDepthCommand: ParsableCommand {
                 let gt = try ImageDecoder.decodeGray(path: p.target)
                 guard gt.width == image.width, gt.height == image.height else {
                     throw EvaluationError.sizeMismatch(what: p.target, expected: "\(image.width)x\(image.height)", got: "\(gt.width)x\(gt.height)")
+                }
+                guard gt.bitDepth == 16 else {
+                    throw EvaluationError.invalidArgument("\(p.target): a \(gt.bitDepth)-bit PNG is not a depth map (16-bit gray expected)")
                 }
                 let d = try est.estimateDepth(image)
                 units = d.units

@@ -60,18 +60,28 @@ public enum EvaluationPairs {
     /// a folder or an extension on a line is dropped (`val/NAME.png` -> `NAME`).
     /// - Throws: `ImageError` when the file cannot be read; `EvaluationError.invalidArgument` for a list with no name
     ///   or one that is not UTF-8.
+    /// The largest list file `readList` reads (16 MiB: several hundred thousand names).
+    public static let maxListBytes = 16 << 20
+
     public static func readList(path: String) throws -> [String] {
         let data = try ImageFileReader.read(path)
+        guard data.count <= maxListBytes else {
+            throw EvaluationError.invalidArgument("\(path): the list is \(data.count) bytes, more than the \(maxListBytes) a list of image names may have")
+        }
+        guard !data.contains(0) else { throw EvaluationError.invalidArgument("\(path): the list is not text (it holds NUL bytes)") }
         guard let text = String(data: data, encoding: .utf8) else {
             throw EvaluationError.invalidArgument("\(path): the list is not UTF-8 text")
         }
+        var tooLong: String? = nil
         let names = text.split(whereSeparator: \.isNewline).compactMap { line -> String? in
             let s = line.trimmingCharacters(in: .whitespaces)
             guard !s.isEmpty, !s.hasPrefix("#") else { return nil }
+            if s.utf8.count > 4096, tooLong == nil { tooLong = String(s.prefix(40)) }
             let last = (s as NSString).lastPathComponent
             let ext = (last as NSString).pathExtension.lowercased()
             return imageExtensions.contains(ext) ? (last as NSString).deletingPathExtension : last
         }
+        if let t = tooLong { throw EvaluationError.invalidArgument("\(path): a line longer than 4096 bytes (starting \(t.debugDescription))") }
         guard !names.isEmpty else { throw EvaluationError.invalidArgument("\(path): the list names no image") }
         return names
     }

@@ -60,12 +60,15 @@ public enum PipelineError: Error, CustomStringConvertible, Sendable, Equatable {
     case unsupportedTask(String)
     /// No model file in a folder serves the requested use (``ModelCapabilities/defaultModel(in:for:)``).
     case noSuitableModel(String)
+    /// The model produced NaN or infinite values (damaged weights); nothing is written.
+    case nonFiniteOutput(String)
 
     /// One line.
     public var description: String {
         switch self {
         case .unsupportedTask(let m): return m
         case .noSuitableModel(let m): return m
+        case .nonFiniteOutput(let m): return m
         }
     }
 }
@@ -110,6 +113,9 @@ public struct Segmenter: Sendable {
     }
 
     func segmentNow(_ image: RGBImage, includeScores: Bool) throws -> SegmentationResult {
+        guard model.config.task == .segmentation || model.config.task == .multitask else {
+            throw PipelineError.unsupportedTask("this model's task is \(model.config.task.rawValue), not segmentation: its class read-out was not trained")
+        }
         let p = try model.predict(image, tasks: .semantic, scores: includeScores)
         return SegmentationResult(width: p.width, height: p.height, labels: p.labels ?? [], classNames: classNames,
                                   palette: palette, scores: p.scores)
@@ -156,7 +162,11 @@ public struct DepthEstimator: Sendable {
     func depthNow(_ image: RGBImage) throws -> DepthMap {
         guard hasDepth else { throw PipelineError.unsupportedTask("this model has no depth read-out (no readout.depth.* weights)") }
         let p = try model.predict(image, tasks: .depth)
-        return DepthMap(width: p.width, height: p.height, values: p.depth ?? [], units: model.config.depthUnits)
+        let values = p.depth ?? []
+        guard values.allSatisfy({ $0.isFinite }) else {
+            throw PipelineError.nonFiniteOutput("the model produced non-finite depth (NaN or infinity): its weights are damaged")
+        }
+        return DepthMap(width: p.width, height: p.height, values: values, units: model.config.depthUnits)
     }
 
     /// Unit surface normals of an upright image at its size.

@@ -213,4 +213,38 @@ final class PipelineSegmenterTests: XCTestCase {
         }
         XCTAssertNoThrow(try PolyMaXPreprocess(json: try JSONValue.parse("{\"mean\": [123.7, 116.3, 103.5], \"std\": [58.4, 57.1, 57.4]}")))
     }
+
+    /// A depth-only model is refused for segmentation (its class read-out was never trained), and a depth
+    /// read-out whose weights are damaged into NaN is refused instead of written.
+    func testTaskAndNonFiniteDepthAreRefused() throws {
+        let depthOnly = try writeModel(config: Self.configJSON.replacingOccurrences(of: #""task": "multitask""#, with: #""task": "depth""#),
+                                       name: "depth.safetensors")
+        XCTAssertThrowsError(try Segmenter(modelPath: depthOnly).segment(try chelsea())) { e in
+            guard case .unsupportedTask(let m)? = e as? PipelineError else { return XCTFail("\(e)") }
+            XCTAssertTrue(m.contains("depth"), m)
+        }
+        XCTAssertNoThrow(try DepthEstimator(modelPath: depthOnly).estimateDepth(try chelsea()))
+        // The same file with a NaN depth-read-out bias.
+        let file = try SafeTensorsFile(path: depthOnly)
+        var w = SafeTensorsWriter()
+        w.metadata = file.metadata
+        for k in file.tensorNames.sorted() {
+            var t = try file.floatTensor(k)
+            if k == "readout.depth.bias" { t = Tensor(shape: t.shape, values: [Float](repeating: .nan, count: t.count)) }
+            try w.add(k, t)
+        }
+        let broken = dir + "/nan.safetensors"
+        try w.write(to: broken)
+        XCTAssertThrowsError(try DepthEstimator(modelPath: broken).estimateDepth(try chelsea())) { e in
+            guard case .nonFiniteOutput? = e as? PipelineError else { return XCTFail("\(e)") }
+        }
+    }
+
+    /// The depth range of read-out option A must be 0 <= d_min < d_max <= 10000.
+    func testDepthRangeIsChecked() throws {
+        for (lo, hi) in [(-5.0, 10.0), (1.0, 1.0), (0.1, 1e30)] {
+            let cfg = Self.configJSON.replacingOccurrences(of: #""num_classes": 5,"#, with: "\"num_classes\": 5, \"d_min\": \(lo), \"d_max\": \(hi),")
+            XCTAssertThrowsError(try PolyMaXModelConfig(json: try JSONValue.parse(cfg)), "\(lo) \(hi)")
+        }
+    }
 }

@@ -165,7 +165,9 @@ public struct PolyMaXHeadConfig: Sendable, Equatable {
             throw fail("num_heads", "trans_base_filters \(transBaseFilters) must be a multiple of num_heads \(numHeads)")
         }
         guard voidPriorProb > 0, voidPriorProb < 1 else { throw fail("void_prior_prob", "must be in (0, 1)") }
-        guard dMin.isFinite, dMax.isFinite, dMin < dMax else { throw fail("d_min", "need finite d_min < d_max") }
+        guard dMin.isFinite, dMax.isFinite, dMin >= 0, dMin < dMax, dMax <= 10_000 else {
+            throw fail("d_min", "need 0 <= d_min < d_max <= 10000 (depth range, in the model's units), got \(dMin), \(dMax)")
+        }
     }
 
     /// Total decoder layers.
