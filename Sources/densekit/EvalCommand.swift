@@ -57,11 +57,15 @@ struct EvalSegmentCommand: ParsableCommand {
     @Option(help: "File of image names (stems), one per line; only these are evaluated (e.g. camvid/val.txt).") var list: String?
     @Option(help: "A further label value to ignore (values >= the class count always are).") var ignoreIndex: Int?
     @Option(help: "Threads for DenseKit kernels and OpenBLAS.") var threads: Int?
+    @Option(help: "Refuse images with more pixels (stored width x height) than this.") var maxPixels: Int = PipelineCLI.defaultMaxPixels
+    @Option(help: PipelineCLI.maxMemoryHelp) var maxMemory: String?
     @Flag(help: "Print one JSON object instead of the table.") var json = false
 
     func validate() throws {
         try validateThreads(threads)
         if let i = ignoreIndex, !(0...65535).contains(i) { throw ValidationError("--ignore-index must be in 0...65535") }
+        guard maxPixels > 0 else { throw ValidationError("--max-pixels must be positive, got \(maxPixels)") }
+        _ = try PipelineCLI.memoryLimit(maxMemory)
     }
 
     func run() throws {
@@ -70,11 +74,14 @@ struct EvalSegmentCommand: ParsableCommand {
             let pairs = try EvalCLI.pairs(images: images, targets: labels, list: list)
             let modelPath = try PipelineCLI.modelPath(model, for: .segmentation)
             let seg = try PipelineCLI.loadModel(modelPath) { try Segmenter(modelPath: $0) }
+            let limit = try PipelineCLI.memoryLimit(maxMemory)
             let names = seg.classNames
             var cm = try ConfusionMatrix(classCount: names.count, ignoreIndex: ignoreIndex)
             let start = Date()
             for (i, p) in pairs.enumerated() {
-                let (image, _) = try ImageDecoder.decode(path: p.image)
+                let image = try PipelineCLI.decode(p.image, maxPixels: maxPixels) { w, h in
+                    try seg.checkImageSize(width: w, height: h, maxMemoryBytes: limit)
+                }
                 let gt = try ImageDecoder.decodeGray(path: p.target)
                 guard gt.width == image.width, gt.height == image.height else {
                     throw EvaluationError.sizeMismatch(what: p.target, expected: "\(image.width)x\(image.height)", got: "\(gt.width)x\(gt.height)")
@@ -140,6 +147,8 @@ struct EvalDepthCommand: ParsableCommand {
     @Option(help: "File of image names (stems), one per line; only these are evaluated.") var list: String?
     @Option(help: "Metres per stored depth unit (0.001: millimetres).") var depthScale: Double = 0.001
     @Option(help: "Threads for DenseKit kernels and OpenBLAS.") var threads: Int?
+    @Option(help: "Refuse images with more pixels (stored width x height) than this.") var maxPixels: Int = PipelineCLI.defaultMaxPixels
+    @Option(help: PipelineCLI.maxMemoryHelp) var maxMemory: String?
     @Flag(help: "Print one JSON object instead of the table.") var json = false
 
     func validate() throws {
@@ -147,6 +156,8 @@ struct EvalDepthCommand: ParsableCommand {
         guard depthScale.isFinite, (1e-9...1e9).contains(depthScale) else {
             throw ValidationError("--depth-scale must be from 1e-9 to 1e9 (metres per stored unit), got \(depthScale)")
         }
+        guard maxPixels > 0 else { throw ValidationError("--max-pixels must be positive, got \(maxPixels)") }
+        _ = try PipelineCLI.memoryLimit(maxMemory)
     }
 
     func run() throws {
@@ -155,13 +166,16 @@ struct EvalDepthCommand: ParsableCommand {
             let pairs = try EvalCLI.pairs(images: images, targets: depth, list: list)
             let modelPath = try PipelineCLI.modelPath(model, for: .depth)
             let est = try PipelineCLI.loadModel(modelPath) { try DepthEstimator(modelPath: $0) }
+            let limit = try PipelineCLI.memoryLimit(maxMemory)
             guard est.hasDepth else { throw PipelineError.unsupportedTask("this model has no depth read-out (no readout.depth.* weights)") }
             var acc = DepthMetricsAccumulator()
             var frames: [(EvaluationPair, DepthImageEvaluation)] = []
             var units = "metres"
             let start = Date()
             for (i, p) in pairs.enumerated() {
-                let (image, _) = try ImageDecoder.decode(path: p.image)
+                let image = try PipelineCLI.decode(p.image, maxPixels: maxPixels) { w, h in
+                    try est.checkImageSize(width: w, height: h, maxMemoryBytes: limit)
+                }
                 let gt = try ImageDecoder.decodeGray(path: p.target)
                 guard gt.width == image.width, gt.height == image.height else {
                     throw EvaluationError.sizeMismatch(what: p.target, expected: "\(image.width)x\(image.height)", got: "\(gt.width)x\(gt.height)")

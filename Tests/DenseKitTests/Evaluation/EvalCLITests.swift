@@ -156,6 +156,9 @@ final class EvalCLITests: XCTestCase {
             ("missing model", ["eval", "segment", "--images", img, "--labels", lab, "-m", dir + "/none.safetensors"]),
             ("depth wrong size", ["eval", "depth", "--images", img, "--depth", lab, "-m", model]),
             ("depth no pairs", ["eval", "depth", "--images", img, "--depth", other, "-m", model]),
+            ("memory limit", ["eval", "segment", "--images", img, "--labels", lab, "-m", model, "--max-memory", "1M"]),
+            ("pixel limit", ["eval", "depth", "--images", img, "--depth", lab, "-m", model, "--max-pixels", "100"]),
+            ("list not text", ["eval", "segment", "--images", img, "--labels", lab, "-m", model, "--list", try writeList(["a\u{0}b"])]),
         ]
         for (what, args) in cases {
             let r = try run(args)
@@ -170,6 +173,8 @@ final class EvalCLITests: XCTestCase {
 
     func testUsageErrorsExit64() throws {
         for args in [["eval", "segment", "--images", dir], ["eval", "depth", "--depth", dir], ["eval", "depth", "--images", dir, "--depth", dir, "--depth-scale", "0"],
+                     ["eval", "depth", "--images", dir, "--depth", dir, "--depth-scale", "1e300"],
+                     ["eval", "segment", "--images", dir, "--labels", dir, "--max-pixels", "0"],
                      ["eval", "segment", "--images", dir, "--labels", dir, "--threads", "0"]] {
             let r = try run(args)
             XCTAssertEqual(r.status, 64, "\(args): \(r.stderr)")
