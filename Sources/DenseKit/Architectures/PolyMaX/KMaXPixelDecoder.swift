@@ -97,7 +97,8 @@ public final class KMaXPixelDecoder: Sendable {
             var highC = hi.c
             if let hc = fuseHigh[i] { highData = hc(KMaXMath.gelu(highData), n: hi.h * hi.w); highC = hc.cout }
             guard lowC == highC else { throw PolyMaXError.shape("fuse \(i): widths \(lowC) and \(highC) differ") }
-            x = Map(data: KMaXMath.add(lowData, highData), c: lowC, h: hi.h, w: hi.w)
+            KMaXMath.addInPlace(&lowData, highData)
+            x = Map(data: lowData, c: lowC, h: hi.h, w: hi.w)
         }
         return outs
     }

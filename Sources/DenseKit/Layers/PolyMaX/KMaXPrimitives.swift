@@ -118,22 +118,63 @@ struct KMaXPointwise: Sendable {
 
     /// `y [cout, n] = act(W x + b)` for `x [cin, n]`.
     func callAsFunction(_ x: [Float], n: Int) -> [Float] {
-        var y = [Float](repeating: 0, count: cout * n)
-        if n == 0 { return y }
         x.withUnsafeBufferPointer { xp in
+            guard let xb = xp.baseAddress else { return [Float](repeating: 0, count: cout * n) }
+            return channelMajor(xb, n: n, inputPositionMajor: false)
+        }
+    }
+
+    /// `y [cout, n] = act(W x + b)` for `x` channel-major `[cin, n]` or, with `inputPositionMajor`, `[n, cin]`.
+    func channelMajor(_ x: UnsafePointer<Float>, n: Int, inputPositionMajor: Bool) -> [Float] {
+        let count = cout * n
+        return [Float](unsafeUninitializedCapacity: count) { y, done in
+            done = count
+            guard let yb = y.baseAddress else { return }
+            if n == 0 || cin == 0 { for i in 0..<count { yb[i] = 0 }; return }
             weight.withUnsafeBufferPointer { wp in
-                y.withUnsafeMutableBufferPointer { yp in
-                    guard let xb = xp.baseAddress, let wb = wp.baseAddress, let yb = yp.baseAddress else { return }
-                    BLAS.sgemm(m: cout, n: n, k: cin, a: wb, lda: cin, b: xb, ldb: n, c: yb, ldc: n)
-                    for o in 0..<cout {
-                        let bo = bias[o], row = yb + o * n
-                        for i in 0..<n { row[i] += bo }
-                    }
-                    KMaXMath.applyParallel(activation, yb, count: cout * n)
+                guard let wb = wp.baseAddress else { return }
+                BLAS.sgemm(transB: inputPositionMajor, m: cout, n: n, k: cin, a: wb, lda: cin,
+                           b: x, ldb: inputPositionMajor ? cin : n, c: yb, ldc: n)
+            }
+            // Bias and activation in one pass, one output channel (contiguous row) per item.
+            bias.withUnsafeBufferPointer { bp in
+                let act = activation
+                Threading.parallelFor(cout, grain: max(1, KMaXMath.chunk / max(1, n))) { o in
+                    let bo = bp[o], row = yb + o * n
+                    for i in 0..<n { row[i] += bo }
+                    act.apply(row, count: n)
                 }
             }
         }
-        return y
+    }
+
+    /// Position-major `y [n, cout] = act(x^T W^T + b)` for `x` channel-major `[cin, n]` or, with
+    /// `inputPositionMajor`, `[n, cin]`: one GEMM either way.
+    func positionMajor(_ x: UnsafePointer<Float>, n: Int, inputPositionMajor: Bool) -> [Float] {
+        let count = cout * n
+        return [Float](unsafeUninitializedCapacity: count) { y, done in
+            done = count
+            guard let yb = y.baseAddress else { return }
+            if n == 0 || cin == 0 { for i in 0..<count { yb[i] = 0 }; return }
+            weight.withUnsafeBufferPointer { wp in
+                guard let wb = wp.baseAddress else { return }
+                BLAS.sgemm(transA: !inputPositionMajor, transB: true, m: n, n: cout, k: cin,
+                           a: x, lda: inputPositionMajor ? cin : n, b: wb, ldb: cin, c: yb, ldc: cout)
+            }
+            bias.withUnsafeBufferPointer { bp in
+                guard let bb = bp.baseAddress else { return }
+                let act = activation, co = cout
+                let rowsPer = max(1, KMaXMath.chunk / max(1, co))
+                Threading.parallelFor((n + rowsPer - 1) / rowsPer) { chunk in
+                    let lo = chunk * rowsPer, hi = min(n, lo + rowsPer)
+                    for p in lo..<hi {
+                        let row = yb + p * co
+                        for o in 0..<co { row[o] += bb[o] }
+                    }
+                    act.apply(yb + lo * co, count: (hi - lo) * co)
+                }
+            }
+        }
     }
 }
 
@@ -202,15 +243,36 @@ enum KMaXMath {
         return y
     }
 
-    /// `a + b` element-wise.
-    static func add(_ a: [Float], _ b: [Float]) -> [Float] {
-        var y = a
-        y.withUnsafeMutableBufferPointer { p in
-            b.withUnsafeBufferPointer { q in
-                for i in 0..<min(p.count, q.count) { p[i] += q[i] }
+    /// `[rows, cols]` -> `[cols, rows]`, in blocks of 32 x 32.
+    static func transposed(_ x: [Float], rows: Int, cols: Int) -> [Float] {
+        [Float](unsafeUninitializedCapacity: rows * cols) { y, done in
+            done = rows * cols
+            x.withUnsafeBufferPointer { xp in
+                guard let xb = xp.baseAddress, let yb = y.baseAddress else { return }
+                let bs = 32
+                for r0 in stride(from: 0, to: rows, by: bs) {
+                    for c0 in stride(from: 0, to: cols, by: bs) {
+                        for r in r0..<min(rows, r0 + bs) {
+                            for c in c0..<min(cols, c0 + bs) { yb[c * rows + r] = xb[r * cols + c] }
+                        }
+                    }
+                }
             }
         }
-        return y
+    }
+
+    /// `y += b` element-wise, in place, in fixed chunks over the threads.
+    static func addInPlace(_ y: inout [Float], _ b: [Float]) {
+        let n = min(y.count, b.count)
+        y.withUnsafeMutableBufferPointer { p in
+            b.withUnsafeBufferPointer { q in
+                guard let pb = p.baseAddress, let qb = q.baseAddress else { return }
+                Threading.parallelFor((n + chunk - 1) / chunk) { c in
+                    let lo = c * chunk
+                    for i in lo..<min(n, lo + chunk) { pb[i] += qb[i] }
+                }
+            }
+        }
     }
 
     /// Channels-first LayerNorm of `[C, H*W]` (spec 1: biased variance, `eps`), per pixel over C.

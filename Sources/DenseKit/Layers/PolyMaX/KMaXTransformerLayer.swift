@@ -191,31 +191,7 @@ struct KMaXTransformerLayer: Sendable {
         let kmUpdate = kmeansConv3(u, n: k)                   // [D, K]
         // Cluster self-attention from Qs (the layer input).
         let qkvT = qkv(qs, n: k)                              // [4t, K]
-        let dk = t / heads, dv = 2 * t / heads
-        var rOut = [Float](repeating: 0, count: 2 * t * k)
-        var s = [Float](repeating: 0, count: k)
-        for head in 0..<heads {
-            let sa = simBN.scale[head], sb = simBN.shift[head]
-            for l in 0..<k {
-                var mx = -Float.infinity
-                for m in 0..<k {
-                    var acc: Float = 0
-                    for d in 0..<dk { acc += qkvT[(head * dk + d) * k + l] * qkvT[(t + head * dk + d) * k + m] }
-                    let z = acc * sa + sb
-                    s[m] = z
-                    if z > mx { mx = z }
-                }
-                var sum: Float = 0
-                for m in 0..<k { s[m] = expf(s[m] - mx); sum += s[m] }
-                let inv = 1 / sum
-                for d in 0..<dv {
-                    let vrow = (2 * t + head * dv + d) * k
-                    var acc: Float = 0
-                    for m in 0..<k { acc += s[m] * qkvT[vrow + m] }
-                    rOut[(head * dv + d) * k + l] = acc * inv
-                }
-            }
-        }
+        var rOut = Self.clusterAttention(qkvT, base: t, heads: heads, clusters: k, similarity: simBN)
         retBN.apply(&rOut, n: k)
         let rAct = KMaXMath.gelu(rOut)
         let attUpdate = queryConv3(rAct, n: k)
