@@ -48,9 +48,14 @@ struct KMaXSingleBlock: Sendable {
 
     /// Runs the block on `x [cin, h, w]`; returns `[4b, h, w]` and, when `withAttention` is set and the block is
     /// axial, the axial-attention output `[2b, h, w]` (before its GELU).
-    func run(_ x: [Float], h: Int, w: Int, withAttention: Bool = false) throws -> (y: [Float], attention: [Float]?) {
+    /// - Parameters:
+    ///   - inputIsActivated: `x` already is `gelu(input)` (the block's first op, e.g. fused into the previous block).
+    ///   - activateOutput: return `gelu(output)` instead of the output (fused into the residual sum), for a next
+    ///     block that starts with that GELU.
+    func run(_ x: [Float], h: Int, w: Int, withAttention: Bool = false, inputIsActivated: Bool = false,
+             activateOutput: Bool = false) throws -> (y: [Float], attention: [Float]?) {
         let n = h * w
-        let g = KMaXMath.gelu(x)
+        let g = inputIsActivated ? x : KMaXMath.gelu(x)
         let sc = shortcut.map { $0(g, n: n) } ?? g
         var y = conv1(g, n: n)
         var attn: [Float]? = nil
@@ -77,7 +82,7 @@ struct KMaXSingleBlock: Sendable {
             if let c2 = conv2 { y = c2(y, h: h, w: w) }
             y = conv3(y, n: n)
         }
-        KMaXMath.addInPlace(&y, sc)
+        KMaXMath.addInPlace(&y, sc, activation: activateOutput ? .gelu : .none)
         return (y, attn)
     }
 }

@@ -125,55 +125,48 @@ struct KMaXPointwise: Sendable {
     }
 
     /// `y [cout, n] = act(W x + b)` for `x` channel-major `[cin, n]` or, with `inputPositionMajor`, `[n, cin]`.
+    /// The bias is written first and the GEMM accumulates onto it (`beta = 1`: no separate zeroing or bias pass).
     func channelMajor(_ x: UnsafePointer<Float>, n: Int, inputPositionMajor: Bool) -> [Float] {
         let count = cout * n
         return [Float](unsafeUninitializedCapacity: count) { y, done in
             done = count
             guard let yb = y.baseAddress else { return }
-            if n == 0 || cin == 0 { for i in 0..<count { yb[i] = 0 }; return }
+            bias.withUnsafeBufferPointer { bp in
+                Threading.parallelFor(cout, grain: max(1, KMaXMath.chunk / max(1, n))) { o in
+                    (yb + o * n).update(repeating: bp[o], count: n)
+                }
+            }
+            if n == 0 || cin == 0 { KMaXMath.applyParallel(activation, yb, count: count); return }
             weight.withUnsafeBufferPointer { wp in
                 guard let wb = wp.baseAddress else { return }
                 BLAS.sgemm(transB: inputPositionMajor, m: cout, n: n, k: cin, a: wb, lda: cin,
-                           b: x, ldb: inputPositionMajor ? cin : n, c: yb, ldc: n)
+                           b: x, ldb: inputPositionMajor ? cin : n, beta: 1, c: yb, ldc: n)
             }
-            // Bias and activation in one pass, one output channel (contiguous row) per item.
-            bias.withUnsafeBufferPointer { bp in
-                let act = activation
-                Threading.parallelFor(cout, grain: max(1, KMaXMath.chunk / max(1, n))) { o in
-                    let bo = bp[o], row = yb + o * n
-                    for i in 0..<n { row[i] += bo }
-                    act.apply(row, count: n)
-                }
-            }
+            KMaXMath.applyParallel(activation, yb, count: count)
         }
     }
 
     /// Position-major `y [n, cout] = act(x^T W^T + b)` for `x` channel-major `[cin, n]` or, with
-    /// `inputPositionMajor`, `[n, cin]`: one GEMM either way.
+    /// `inputPositionMajor`, `[n, cin]`: one GEMM either way, accumulating onto the bias rows (`beta = 1`).
     func positionMajor(_ x: UnsafePointer<Float>, n: Int, inputPositionMajor: Bool) -> [Float] {
         let count = cout * n
         return [Float](unsafeUninitializedCapacity: count) { y, done in
             done = count
             guard let yb = y.baseAddress else { return }
-            if n == 0 || cin == 0 { for i in 0..<count { yb[i] = 0 }; return }
+            bias.withUnsafeBufferPointer { bp in
+                guard let bb = bp.baseAddress else { return }
+                let co = cout, rowsPer = max(1, KMaXMath.chunk / max(1, co))
+                Threading.parallelFor((n + rowsPer - 1) / rowsPer) { chunk in
+                    for p in (chunk * rowsPer)..<min(n, (chunk + 1) * rowsPer) { (yb + p * co).update(from: bb, count: co) }
+                }
+            }
+            if n == 0 || cin == 0 { KMaXMath.applyParallel(activation, yb, count: count); return }
             weight.withUnsafeBufferPointer { wp in
                 guard let wb = wp.baseAddress else { return }
                 BLAS.sgemm(transA: !inputPositionMajor, transB: true, m: n, n: cout, k: cin,
-                           a: x, lda: inputPositionMajor ? cin : n, b: wb, ldb: cin, c: yb, ldc: cout)
+                           a: x, lda: inputPositionMajor ? cin : n, b: wb, ldb: cin, beta: 1, c: yb, ldc: cout)
             }
-            bias.withUnsafeBufferPointer { bp in
-                guard let bb = bp.baseAddress else { return }
-                let act = activation, co = cout
-                let rowsPer = max(1, KMaXMath.chunk / max(1, co))
-                Threading.parallelFor((n + rowsPer - 1) / rowsPer) { chunk in
-                    let lo = chunk * rowsPer, hi = min(n, lo + rowsPer)
-                    for p in lo..<hi {
-                        let row = yb + p * co
-                        for o in 0..<co { row[o] += bb[o] }
-                    }
-                    act.apply(yb + lo * co, count: (hi - lo) * co)
-                }
-            }
+            KMaXMath.applyParallel(activation, yb, count: count)
         }
     }
 }
@@ -261,22 +254,26 @@ enum KMaXMath {
         }
     }
 
-    /// `y += b` element-wise, in place, in fixed chunks over the threads.
-    static func addInPlace(_ y: inout [Float], _ b: [Float]) {
+    /// `y = act(y + b)` element-wise, in place, in fixed chunks over the threads (the activation runs on each
+    /// chunk while it is in cache).
+    static func addInPlace(_ y: inout [Float], _ b: [Float], activation: Activation = .none) {
         let n = min(y.count, b.count)
         y.withUnsafeMutableBufferPointer { p in
             b.withUnsafeBufferPointer { q in
                 guard let pb = p.baseAddress, let qb = q.baseAddress else { return }
                 Threading.parallelFor((n + chunk - 1) / chunk) { c in
-                    let lo = c * chunk
-                    for i in lo..<min(n, lo + chunk) { pb[i] += qb[i] }
+                    let lo = c * chunk, hi = min(n, lo + chunk)
+                    for i in lo..<hi { pb[i] += qb[i] }
+                    activation.apply(pb + lo, count: hi - lo)
                 }
             }
         }
     }
 
-    /// Channels-first LayerNorm of `[C, H*W]` (spec 1: biased variance, `eps`), per pixel over C.
-    static func layerNormChannels(_ x: [Float], channels c: Int, pixels n: Int, weight: [Float], bias: [Float], eps: Float) -> [Float] {
+    /// Channels-first LayerNorm of `[C, H*W]` (spec 1: biased variance, `eps`), per pixel over C, followed by
+    /// `activation` (applied in the same pass).
+    static func layerNormChannels(_ x: [Float], channels c: Int, pixels n: Int, weight: [Float], bias: [Float], eps: Float,
+                                  activation: Activation = .none) -> [Float] {
         var y = [Float](repeating: 0, count: c * n)
         var mean = [Float](repeating: 0, count: n), inv = [Float](repeating: 0, count: n)
         x.withUnsafeBufferPointer { xp in
@@ -298,6 +295,7 @@ enum KMaXMath {
                             for ch in 0..<c {
                                 let r = xb + ch * n + lo, o = yb + ch * n + lo, wc = weight[ch], bc = bias[ch]
                                 for p in 0..<cnt { o[p] = (r[p] - m[p]) * v[p] * wc + bc }
+                                activation.apply(o, count: cnt)
                             }
                         }
                     }

@@ -73,7 +73,10 @@ struct KMaXPredictor: Sendable {
                     guard let kb = kp.baseAddress, let pb = pp.baseAddress, let mb = mp.baseAddress else { return }
                     BLAS.sgemm(transA: true, m: k, n: n, k: embedDim, a: kb, lda: k, b: pb, ldb: n, c: mb, ldc: n)
                     let a = maskScale, c = maskShift
-                    for i in 0..<(k * n) { mb[i] = mb[i] * a + c }
+                    Threading.parallelFor(k, grain: max(1, KMaXMath.chunk / n)) { j in
+                        let row = mb + j * n
+                        for i in 0..<n { row[i] = row[i] * a + c }
+                    }
                 }
             }
         }
@@ -163,10 +166,11 @@ struct KMaXTransformerLayer: Sendable {
     }
 
     /// Runs the layer on centres `q [D, K]` and a pixel feature `x [Cp, h, w]` (spec 5.2).
-    /// `withClassLogits` also computes the layer's class logits (training-only at inference).
-    func run(query q: [Float], pixel x: [Float], h: Int, w: Int, withClassLogits: Bool) -> Output {
+    /// `withClassLogits` also computes the layer's class logits (training-only at inference); `activated`, when
+    /// given, is `gelu(x)` (shared by the layers that read the same stage).
+    func run(query q: [Float], pixel x: [Float], activated: [Float]? = nil, h: Int, w: Int, withClassLogits: Bool) -> Output {
         let n = h * w, k = clusters, t = base
-        let ps = pixelConv1(KMaXMath.gelu(x), n: n)         // [2t, n]
+        let ps = pixelConv1(activated ?? KMaXMath.gelu(x), n: n)   // [2t, n]
         let qs = queryConv1(q, n: k)                          // [2t, K]
         let v = pixelV(ps, n: n)                              // [2t, n]
         let pe = predictor.pixelEmbedding(ps, h: h, w: w)
