@@ -1,3 +1,5 @@
+import CKernels
+import Foundation
 import XCTest
 @testable import DenseKit
 
@@ -39,6 +41,21 @@ final class KMaxAxialKernelTests: XCTestCase {
                     XCTAssertEqual(a, b, accuracy: 2e-5 * max(1, abs(b)), "\(h)x\(w) kd \(kd) vd \(vd) heads \(heads) height \(alongHeight)")
                 }
             }
+        }
+    }
+
+    /// `dk_gelu_fma` (the kMaX head's GELU) against the float64 erf form.
+    func testGeluFMAKernelIsAccurate() throws {
+        try XCTSkipUnless(KernelDispatch.avx512, "this CPU has no AVX-512")
+        var x = (0..<100_003).map { i in Float(i) * (24 / 100_003) - 12 }
+        x += [0, -0.0, 1e-30, -1e-30, 30, -30, 1e20, -1e20, .infinity, .nan]
+        var y = [Float](repeating: 0, count: x.count)
+        XCTAssertEqual(dk_gelu_fma(x, &y, x.count), 1)
+        for (a, b) in zip(x, y) {
+            if a.isNaN { XCTAssertTrue(b.isNaN); continue }
+            if a == .infinity { XCTAssertEqual(b, .infinity); continue }
+            let g = 0.5 * Double(a) * erfc(-Double(a) / 2.0.squareRoot())
+            XCTAssertEqual(Double(b), g, accuracy: 2e-7 * max(1, abs(g)), "x = \(a)")
         }
     }
 
