@@ -56,8 +56,9 @@ struct KMaXSingleBlock: Sendable {
              activateOutput: Bool = false) throws -> (y: [Float], attention: [Float]?) {
         let n = h * w
         let g = inputIsActivated ? x : KMaXMath.gelu(x)
-        let sc = shortcut.map { $0(g, n: n) } ?? g
-        var y = conv1(g, n: n)
+        var out = shortcut.map { $0(g, n: n) } ?? g              // the shortcut; conv3 accumulates onto it
+        let y = conv1(g, n: n)
+        let act: Activation = activateOutput ? .gelu : .none
         var attn: [Float]? = nil
         if let ha = heightAxis, let wa = widthAxis {
             // Both axes and conv3 on position-major maps: no transpose between the GEMMs.
@@ -74,15 +75,17 @@ struct KMaXSingleBlock: Sendable {
                 guard let b = p.baseAddress else { return }
                 KMaXMath.applyParallel(.gelu, b, count: p.count)
             }
-            y = a2.withUnsafeBufferPointer { p in
-                guard let b = p.baseAddress else { return [Float](repeating: 0, count: conv3.cout * n) }
-                return conv3.channelMajor(b, n: n, inputPositionMajor: true)
+            a2.withUnsafeBufferPointer { p in
+                guard let b = p.baseAddress else { return }
+                conv3.accumulate(onto: &out, b, n: n, inputPositionMajor: true, then: act)
             }
         } else {
-            if let c2 = conv2 { y = c2(y, h: h, w: w) }
-            y = conv3(y, n: n)
+            let y2 = conv2.map { $0(y, h: h, w: w) } ?? y
+            y2.withUnsafeBufferPointer { p in
+                guard let b = p.baseAddress else { return }
+                conv3.accumulate(onto: &out, b, n: n, inputPositionMajor: false, then: act)
+            }
         }
-        KMaXMath.addInPlace(&y, sc, activation: activateOutput ? .gelu : .none)
-        return (y, attn)
+        return (out, attn)
     }
 }

@@ -147,6 +147,30 @@ struct KMaXPointwise: Sendable {
         }
     }
 
+    /// `y [cout, n] = act(y + W x + b)` in place (a residual sum: the bias goes onto `y`, the GEMM accumulates onto
+    /// it, `beta = 1`), for `x` channel-major `[cin, n]` or, with `inputPositionMajor`, `[n, cin]`. The conv's own
+    /// activation is not applied (this is for the no-activation convs that end a block).
+    func accumulate(onto y: inout [Float], _ x: UnsafePointer<Float>, n: Int, inputPositionMajor: Bool, then act: Activation) {
+        guard y.count == cout * n else { return }
+        y.withUnsafeMutableBufferPointer { yp in
+            guard let yb = yp.baseAddress else { return }
+            bias.withUnsafeBufferPointer { bp in
+                Threading.parallelFor(cout, grain: max(1, KMaXMath.chunk / max(1, n))) { o in
+                    let row = yb + o * n, bo = bp[o]
+                    for i in 0..<n { row[i] += bo }
+                }
+            }
+            if n > 0 && cin > 0 {
+                weight.withUnsafeBufferPointer { wp in
+                    guard let wb = wp.baseAddress else { return }
+                    BLAS.sgemm(transB: inputPositionMajor, m: cout, n: n, k: cin, a: wb, lda: cin,
+                               b: x, ldb: inputPositionMajor ? cin : n, beta: 1, c: yb, ldc: n)
+                }
+            }
+            KMaXMath.applyParallel(act, yb, count: cout * n)
+        }
+    }
+
     /// Position-major `y [n, cout] = act(x^T W^T + b)` for `x` channel-major `[cin, n]` or, with
     /// `inputPositionMajor`, `[n, cin]`: one GEMM either way, accumulating onto the bias rows (`beta = 1`).
     func positionMajor(_ x: UnsafePointer<Float>, n: Int, inputPositionMajor: Bool) -> [Float] {
@@ -195,20 +219,21 @@ struct KMaXSpatialConv: @unchecked Sendable {
         return KMaXSpatialConv(op: try Conv2dOperator(p, weight: folded.weight, bias: folded.bias), cin: cin, cout: cout)
     }
 
-    /// `[cout, h, w]` from `[cin, h, w]`.
+    /// `[cout, h, w]` from `[cin, h, w]`. The operator writes every output value and uses its workspace as
+    /// scratch only, so neither is zero-filled first.
     func callAsFunction(_ x: [Float], h: Int, w: Int) -> [Float] {
-        var y = [Float](repeating: 0, count: cout * h * w)
+        let count = cout * h * w
         let need = op.workspaceCount(batch: 1, height: h, width: w)
-        var ws = [Float](repeating: 0, count: max(1, need))
-        x.withUnsafeBufferPointer { xp in
-            y.withUnsafeMutableBufferPointer { yp in
-                ws.withUnsafeMutableBufferPointer { wp in
-                    guard let xb = xp.baseAddress, let yb = yp.baseAddress else { return }
-                    op.forward(input: xb, batch: 1, height: h, width: w, output: yb, workspace: wp.baseAddress)
+        return [Float](unsafeUninitializedCapacity: count) { y, done in
+            done = count
+            guard let yb = y.baseAddress else { return }
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: max(1, need)) { ws in
+                x.withUnsafeBufferPointer { xp in
+                    guard let xb = xp.baseAddress else { yb.update(repeating: 0, count: count); return }
+                    op.forward(input: xb, batch: 1, height: h, width: w, output: yb, workspace: ws.baseAddress)
                 }
             }
         }
-        return y
     }
 }
 
