@@ -219,10 +219,10 @@ struct KMaXTransformerLayer: Sendable {
         let rAct = KMaXMath.gelu(rOut)
         let attUpdate = queryConv3(rAct, n: k)
         var q2 = q
-        for i in 0..<q2.count { q2[i] = Activation.gelu.apply(q[i] + kmUpdate[i] + attUpdate[i]) }
-        let ff = ffn2(ffn1(q2, n: k), n: k)
-        var q3 = q2
-        for i in 0..<q3.count { q3[i] = Activation.gelu.apply(q2[i] + ff[i]) }
+        for i in 0..<q2.count { q2[i] = q[i] + kmUpdate[i] + attUpdate[i] }
+        q2 = KMaXMath.gelu(q2)
+        var q3 = ffn2(ffn1(q2, n: k), n: k)
+        KMaXMath.addInPlace(&q3, q2, activation: .gelu)
         return Output(query: q3, assignment: a, maskLogits: ml, classLogits: cl, pixelEmbedding: pe,
                       kmeansUpdate: kmUpdate, attentionUpdate: attUpdate)
     }
