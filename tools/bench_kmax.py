@@ -133,6 +133,8 @@ def main() -> int:
                 for i, (_, _, a) in enumerate(out["aux"])]
         print(f"outputs: mask logits max |diff| {d:.2e}; assignments equal "
               + ", ".join(f"{100 * s:.2f}%" for s in same))
+    print("load average (1/5/15 min) at the end: %.2f %.2f %.2f on %d CPUs: other work on the machine distorts both "
+          "peers (PyTorch's OpenMP threads most)" % (*os.getloadavg(), os.cpu_count() or 0))
     if not args.keep:
         for p in (wpath, ipath, cpath, opath):
             if os.path.exists(p):
