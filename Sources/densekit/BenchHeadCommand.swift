@@ -33,10 +33,10 @@ struct BenchHead: ParsableCommand {
                 let text = try String(contentsOfFile: config, encoding: .utf8)
                 cfg = try PolyMaXHeadConfig(json: try JSONValue.parse(text))
             }
+            let feats = try features(cfg)
             let source: any WeightSource = try weights.map { try SafeTensorsWeights(path: $0) }
                 ?? PolyMaXWeightLayout.randomWeights(config: cfg, seed: 5, readout: false)
             let head = try PolyMaXHead(config: cfg, weights: source)
-            let feats = try features(cfg)
             var last: PolyMaXHeadOutput? = nil
             for _ in 0..<warmup { last = try head.run(res2: feats[0], res3: feats[1], res4: feats[2], res5: feats[3]) }
             var times: [Double] = []
@@ -81,6 +81,12 @@ struct BenchHead: ParsableCommand {
             return try names.map { try file.floatTensor($0) }
         }
         let (h, w) = try parseSize(size)
+        // parseSize caps the sides at 8192; refuse feature sets above 1 GB before allocating them.
+        let floats = (0..<4).reduce(0) { acc, i in
+            let s = 4 << i
+            return acc + cfg.pixelDecoder.inChannels[i] * ((h + s - 1) / s) * ((w + s - 1) / s)
+        }
+        guard floats <= 1 << 28 else { throw ValidationError("--size \(size): the synthetic features would need \(floats / (1 << 18)) MB") }
         return (0..<4).map { i in
             let s = 4 << i
             return Tensor(shape: [1, cfg.pixelDecoder.inChannels[i], (h + s - 1) / s, (w + s - 1) / s]) { j in sinf(Float(j % 9973)) }
