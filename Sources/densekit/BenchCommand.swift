@@ -9,7 +9,7 @@ import Glibc
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench", abstract: "Benchmarks (figures, never pass/fail).",
-        subcommands: [BenchConv.self, BenchModel.self])
+        subcommands: [BenchConv.self, BenchModel.self, BenchHead.self])
 }
 
 /// Latency and peak memory of a whole model.

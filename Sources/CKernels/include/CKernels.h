@@ -44,6 +44,14 @@ int dk_maxpool_plane(const float *src, float *dst, float *tmp, long height, long
 int dk_gelu(const float *x, float *y, long count);
 
 /**
+ * `y[i] = gelu(x[i])`, exact (erf) form, for `count` values (`x == y` allowed), with fused multiply-adds and a
+ * Newton-refined reciprocal: the same erfc formula as `dk_gelu`, relative error below 2e-7 of the true GELU
+ * (max(1, |gelu|) scale), NaN kept, but NOT bit-identical to `dk_gelu` / the Swift formula (about 1.7x faster).
+ * Returns 1 when done, 0 when this CPU lacks AVX-512 (nothing written).
+ */
+int dk_gelu_fma(const float *x, float *y, long count);
+
+/**
  * Attention of `nq` queries over `L` keys/values read in place (Bi-level Routing Attention's token
  * attention for one region and head; any attention whose rows sit at arbitrary offsets):
  * `out[outRows[i] + d] = sum_u softmax_u(scale * q_i . k_u) v_u[d]` for `d < dv`, where
@@ -84,6 +92,34 @@ int dk_winograd_input(const float *x, long channels, long height, long width, lo
  */
 int dk_winograd_output(const float *m, long outChannels, long tilesW, long t0, long count, long o0, long o1,
                        const float *bias, int relu, float *y, long outH, long outW);
+
+/** Geometry of one axial attention (kMaX `AxialAttention`, spec polymax-head.md 3.3) on a position-major
+ * map: position `l` of the sequence holds its `q` (heads x dk), `k` (heads x dk), `v` (heads x dv) channels
+ * at `qkv + l * posStride` (q at 0, k at `keyOffset`, v at `valueOffset`, head-major). */
+typedef struct {
+    long length;        /* L, positions of the sequence (1 ... span) */
+    long posStride;     /* floats between consecutive positions in qkv */
+    long outPosStride;  /* floats between consecutive positions in out */
+    long keyOffset;     /* channel of the first key value (heads * dk) */
+    long valueOffset;   /* channel of the first value (2 * heads * dk) */
+    long span;          /* max span: relative table row of (l, m) is m - l + span - 1 */
+    long tableRows;     /* 2 * span - 1 */
+    int heads, dk, dv;  /* heads; key and value depth per head */
+} dk_axial_geometry;
+
+/**
+ * One sequence of a kMaX axial attention, all heads: for every head and query position `l`,
+ * `logit[m] = a0 q_l.k_m + a1 q_l.Rq[l,m] + a2 k_m.Rk[l,m] + (b0 + b1 + b2)` with `(a_t, b_t) =
+ * (simScale, simShift)[t * heads + head]` and `R[l, m] = table row m - l + span - 1`; softmax over `m`
+ * (Cephes exp); `o1 = sum_m w v_m`, `o2 = sum_m w Rv[l,m]`; writes
+ * `out[l * outPosStride + ch] = (retScale[ch] o1 + retShift[ch]) + (retScale[vd+ch] o2 + retShift[vd+ch])`,
+ * `ch = head * dv + d`, `vd = heads * dv`. `queryTable`, `keyTable` are transposed (`[d][tableRows]`),
+ * `valueTable` is `[tableRows][dv]`. `scratch` holds `2 * dk * Lp + Lp` floats, `Lp = L` rounded up to 16.
+ * Returns 1 when done, 0 when this CPU lacks AVX-512 or the geometry is invalid (nothing written).
+ */
+int dk_axial_sequence(const dk_axial_geometry *g, const float *qkv, const float *queryTable, const float *keyTable,
+                      const float *valueTable, const float *simScale, const float *simShift,
+                      const float *retScale, const float *retShift, float *out, float *scratch);
 
 #ifdef __cplusplus
 }

@@ -34,7 +34,7 @@ enum KMaXParity {
                                            heads: try cfg.int("num_heads", default: 8), maxSpan: try cfg.int("max_span", default: 255),
                                            eps: try cfg.double("bn_eps", default: 1e-3))
         try checkUnused(r, gc)
-        let (y, attn) = try blk.run(x.data, h: x.h, w: x.w)
+        let (y, attn) = try blk.run(x.data, h: x.h, w: x.w, withAttention: true)
         var out: [String: ParityOutput] = ["y": .float(Tensor(shape: [1, blk.cout, x.h, x.w], values: y))]
         if let a = attn { out["attn"] = .float(Tensor(shape: [1, 2 * blk.filters, x.h, x.w], values: a)) }
         return out

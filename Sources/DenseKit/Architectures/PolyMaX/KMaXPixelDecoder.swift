@@ -14,8 +14,12 @@ public final class KMaXPixelDecoder: Sendable {
     let fuseLow: [KMaXPointwise?]
     let fuseHigh: [KMaXPointwise?]
 
-    /// Feature maps of one image (internal): widths and sizes per stage.
-    struct Map { var data: [Float]; var c: Int; var h: Int; var w: Int }
+    /// Feature maps of one image (internal): widths and sizes per stage; `activated` is `gelu(data)` where the
+    /// decoder computed it (the OS32 / OS16 / OS8 outputs, whose every consumer but the final predictor starts with it).
+    struct Map {
+        var data: [Float]; var c: Int; var h: Int; var w: Int
+        var activated: [Float]? = nil
+    }
 
     /// Loads the decoder.
     /// - Parameters:
@@ -80,24 +84,34 @@ public final class KMaXPixelDecoder: Sendable {
         guard f.count == 4 else { throw PolyMaXError.shape("pixel decoder needs 4 features") }
         var outs: [Map] = []
         var x = f[0]
-        x.data = KMaXMath.layerNormChannels(x.data, channels: x.c, pixels: x.h * x.w, weight: norms[0].weight, bias: norms[0].bias, eps: Float(config.lnEps))
+        // Every block starts with gelu(input): it is fused into the pass that makes the input (the LayerNorm, the
+        // fuse's sum, the previous block's residual sum); `activated` says that x.data holds it.
+        var activated = !stages[0].isEmpty
+        x.data = KMaXMath.layerNormChannels(x.data, channels: x.c, pixels: x.h * x.w, weight: norms[0].weight, bias: norms[0].bias,
+                                            eps: Float(config.lnEps), activation: activated ? .gelu : .none)
         for i in 0..<4 {
-            for blk in stages[i] {
-                let (y, _) = try blk.run(x.data, h: x.h, w: x.w)
+            for (j, blk) in stages[i].enumerated() {
+                let (y, _) = try blk.run(x.data, h: x.h, w: x.w, inputIsActivated: activated, activateOutput: j + 1 < stages[i].count)
                 x = Map(data: y, c: blk.cout, h: x.h, w: x.w)
+                activated = j + 1 < stages[i].count
             }
+            if i < 3 { x.activated = KMaXMath.gelu(x.data) }
             outs.append(x)
             if i == 3 { break }
             let hi = f[i + 1]
+            // The high branch's GELU (only where it has its conv) runs inside the LayerNorm's last pass.
             var highData = KMaXMath.layerNormChannels(hi.data, channels: hi.c, pixels: hi.h * hi.w, weight: norms[i + 1].weight,
-                                                      bias: norms[i + 1].bias, eps: Float(config.lnEps))
+                                                      bias: norms[i + 1].bias, eps: Float(config.lnEps),
+                                                      activation: fuseHigh[i] != nil ? .gelu : .none)
             var lowData = x.data, lowC = x.c
-            if let lc = fuseLow[i] { lowData = lc(KMaXMath.gelu(lowData), n: x.h * x.w); lowC = lc.cout }
+            if let lc = fuseLow[i] { lowData = lc(x.activated ?? KMaXMath.gelu(lowData), n: x.h * x.w); lowC = lc.cout }
             lowData = KMaXMath.resize(lowData, channels: lowC, inH: x.h, inW: x.w, outH: hi.h, outW: hi.w, alignCorners: x.w % 2 == 1)
             var highC = hi.c
-            if let hc = fuseHigh[i] { highData = hc(KMaXMath.gelu(highData), n: hi.h * hi.w); highC = hc.cout }
+            if let hc = fuseHigh[i] { highData = hc(highData, n: hi.h * hi.w); highC = hc.cout }
             guard lowC == highC else { throw PolyMaXError.shape("fuse \(i): widths \(lowC) and \(highC) differ") }
-            x = Map(data: KMaXMath.add(lowData, highData), c: lowC, h: hi.h, w: hi.w)
+            activated = !stages[i + 1].isEmpty
+            KMaXMath.addInPlace(&lowData, highData, activation: activated ? .gelu : .none)
+            x = Map(data: lowData, c: lowC, h: hi.h, w: hi.w)
         }
         return outs
     }

@@ -106,7 +106,7 @@ public final class PolyMaXHead: Sendable {
             var prev: [Int32]? = nil
             for (li, layer) in layers.enumerated() {
                 let f = feats[layerStage[li]]
-                let o = layer.run(query: q, pixel: f.data, h: f.h, w: f.w, withClassLogits: false)
+                let o = layer.run(query: q, pixel: f.data, activated: f.activated, h: f.h, w: f.w, withClassLogits: false)
                 q = o.query
                 assign[li].append(contentsOf: o.assignment.map { Int64($0) })
                 sizes[li] = (f.h, f.w)

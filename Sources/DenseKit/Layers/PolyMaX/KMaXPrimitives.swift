@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 // Building blocks shared by the kMaX pixel decoder, the k-means decoder and the read-outs
@@ -79,64 +80,6 @@ struct KMaXAffine: Sendable {
     }
 }
 
-/// A 1x1 convolution (2-D on a feature map `[Cin, H*W]`, or 1-D on a cluster tensor `[Cin, K]`)
-/// with its BatchNorm folded in and an optional activation (`ConvBN_1x1` / `ConvBN_1x1d`, spec 1).
-struct KMaXPointwise: Sendable {
-    let cin: Int
-    let cout: Int
-    /// `[cout, cin]`, BN folded.
-    let weight: [Float]
-    /// `[cout]`, BN folded (conv bias included).
-    let bias: [Float]
-    let activation: Activation
-
-    /// Loads `prefix.conv.weight` (`[cout, cin, 1, 1]` or `[cout, cin, 1]`), the optional `prefix.conv.bias`
-    /// and, when `prefix.norm.weight` exists, the BN `prefix.norm.*` (folded with `eps`).
-    static func load(_ r: KMaXWeightReader, _ prefix: String, cin: Int, cout: Int, activation: Activation,
-                     eps: Double, requireNorm: Bool = true) throws -> KMaXPointwise {
-        let w = try r.tensor(prefix + ".conv.weight", shape: [cout, cin, 1, 1], alternatives: [[cout, cin, 1]]).scalars
-        var b = [Double](repeating: 0, count: cout)
-        if r.has(prefix + ".conv.bias") {
-            let bt = try r.tensor(prefix + ".conv.bias", shape: [cout]).scalars
-            for i in 0..<cout { b[i] = Double(bt[i]) }
-        }
-        var wd = w.map { Double($0) }
-        if r.has(prefix + ".norm.weight") || requireNorm {
-            let g = try r.tensor(prefix + ".norm.weight", shape: [cout]).scalars
-            let be = try r.tensor(prefix + ".norm.bias", shape: [cout]).scalars
-            let m = try r.tensor(prefix + ".norm.running_mean", shape: [cout]).scalars
-            let v = try r.tensor(prefix + ".norm.running_var", shape: [cout]).scalars
-            r.markUsed(prefix + ".norm.num_batches_tracked")
-            for o in 0..<cout {
-                let s = Double(g[o]) / (Double(v[o]) + eps).squareRoot()
-                for i in 0..<cin { wd[o * cin + i] *= s }
-                b[o] = (b[o] - Double(m[o])) * s + Double(be[o])
-            }
-        }
-        return KMaXPointwise(cin: cin, cout: cout, weight: wd.map { Float($0) }, bias: b.map { Float($0) }, activation: activation)
-    }
-
-    /// `y [cout, n] = act(W x + b)` for `x [cin, n]`.
-    func callAsFunction(_ x: [Float], n: Int) -> [Float] {
-        var y = [Float](repeating: 0, count: cout * n)
-        if n == 0 { return y }
-        x.withUnsafeBufferPointer { xp in
-            weight.withUnsafeBufferPointer { wp in
-                y.withUnsafeMutableBufferPointer { yp in
-                    guard let xb = xp.baseAddress, let wb = wp.baseAddress, let yb = yp.baseAddress else { return }
-                    BLAS.sgemm(m: cout, n: n, k: cin, a: wb, lda: cin, b: xb, ldb: n, c: yb, ldc: n)
-                    for o in 0..<cout {
-                        let bo = bias[o], row = yb + o * n
-                        for i in 0..<n { row[i] += bo }
-                    }
-                    KMaXMath.applyParallel(activation, yb, count: cout * n)
-                }
-            }
-        }
-        return y
-    }
-}
-
 /// A k x k convolution ("same" padding, stride 1, optional groups) with its BN folded and an activation,
 /// run by `Conv2dOperator` (the bottleneck 3x3 and the predictor's 5x5 depthwise conv).
 struct KMaXSpatialConv: @unchecked Sendable {
@@ -160,20 +103,21 @@ struct KMaXSpatialConv: @unchecked Sendable {
         return KMaXSpatialConv(op: try Conv2dOperator(p, weight: folded.weight, bias: folded.bias), cin: cin, cout: cout)
     }
 
-    /// `[cout, h, w]` from `[cin, h, w]`.
+    /// `[cout, h, w]` from `[cin, h, w]`. The operator writes every output value and uses its workspace as
+    /// scratch only, so neither is zero-filled first.
     func callAsFunction(_ x: [Float], h: Int, w: Int) -> [Float] {
-        var y = [Float](repeating: 0, count: cout * h * w)
+        let count = cout * h * w
         let need = op.workspaceCount(batch: 1, height: h, width: w)
-        var ws = [Float](repeating: 0, count: max(1, need))
-        x.withUnsafeBufferPointer { xp in
-            y.withUnsafeMutableBufferPointer { yp in
-                ws.withUnsafeMutableBufferPointer { wp in
-                    guard let xb = xp.baseAddress, let yb = yp.baseAddress else { return }
-                    op.forward(input: xb, batch: 1, height: h, width: w, output: yb, workspace: wp.baseAddress)
+        return [Float](unsafeUninitializedCapacity: count) { y, done in
+            done = count
+            guard let yb = y.baseAddress else { return }
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: max(1, need)) { ws in
+                x.withUnsafeBufferPointer { xp in
+                    guard let xb = xp.baseAddress else { yb.update(repeating: 0, count: count); return }
+                    op.forward(input: xb, batch: 1, height: h, width: w, output: yb, workspace: ws.baseAddress)
                 }
             }
         }
-        return y
     }
 }
 
@@ -182,13 +126,21 @@ enum KMaXMath {
     /// Values per parallel chunk of an element-wise activation (fixed, so results do not depend on the thread count).
     static let chunk = 16384
 
+    /// `x = act(x)` in place for `count` contiguous values. GELU runs in the FMA kernel `dk_gelu_fma` where the
+    /// CPU has AVX-512 (relative error below 2e-7, not bit-identical to `Activation.apply`), else as `Activation.apply`.
+    @inline(__always)
+    static func activate(_ act: Activation, _ x: UnsafeMutablePointer<Float>, count: Int) {
+        if act == .gelu && KernelDispatch.avx512 && dk_gelu_fma(x, x, count) != 0 { return }
+        act.apply(x, count: count)
+    }
+
     /// `x = act(x)` in place, split into fixed chunks over `Threading.parallelFor`.
     static func applyParallel(_ act: Activation, _ x: UnsafeMutablePointer<Float>, count: Int) {
         if act == .none || count <= 0 { return }
         let chunks = (count + chunk - 1) / chunk
         Threading.parallelFor(chunks) { c in
             let lo = c * chunk
-            act.apply(x + lo, count: min(chunk, count - lo))
+            activate(act, x + lo, count: min(chunk, count - lo))
         }
     }
 
@@ -202,19 +154,44 @@ enum KMaXMath {
         return y
     }
 
-    /// `a + b` element-wise.
-    static func add(_ a: [Float], _ b: [Float]) -> [Float] {
-        var y = a
-        y.withUnsafeMutableBufferPointer { p in
-            b.withUnsafeBufferPointer { q in
-                for i in 0..<min(p.count, q.count) { p[i] += q[i] }
+    /// `[rows, cols]` -> `[cols, rows]`, in blocks of 32 x 32.
+    static func transposed(_ x: [Float], rows: Int, cols: Int) -> [Float] {
+        [Float](unsafeUninitializedCapacity: rows * cols) { y, done in
+            done = rows * cols
+            x.withUnsafeBufferPointer { xp in
+                guard let xb = xp.baseAddress, let yb = y.baseAddress else { return }
+                let bs = 32
+                for r0 in stride(from: 0, to: rows, by: bs) {
+                    for c0 in stride(from: 0, to: cols, by: bs) {
+                        for r in r0..<min(rows, r0 + bs) {
+                            for c in c0..<min(cols, c0 + bs) { yb[c * rows + r] = xb[r * cols + c] }
+                        }
+                    }
+                }
             }
         }
-        return y
     }
 
-    /// Channels-first LayerNorm of `[C, H*W]` (spec 1: biased variance, `eps`), per pixel over C.
-    static func layerNormChannels(_ x: [Float], channels c: Int, pixels n: Int, weight: [Float], bias: [Float], eps: Float) -> [Float] {
+    /// `y = act(y + b)` element-wise, in place, in fixed chunks over the threads (the activation runs on each
+    /// chunk while it is in cache).
+    static func addInPlace(_ y: inout [Float], _ b: [Float], activation: Activation = .none) {
+        let n = min(y.count, b.count)
+        y.withUnsafeMutableBufferPointer { p in
+            b.withUnsafeBufferPointer { q in
+                guard let pb = p.baseAddress, let qb = q.baseAddress else { return }
+                Threading.parallelFor((n + chunk - 1) / chunk) { c in
+                    let lo = c * chunk, hi = min(n, lo + chunk)
+                    for i in lo..<hi { pb[i] += qb[i] }
+                    activate(activation, pb + lo, count: hi - lo)
+                }
+            }
+        }
+    }
+
+    /// Channels-first LayerNorm of `[C, H*W]` (spec 1: biased variance, `eps`), per pixel over C, followed by
+    /// `activation` (applied in the same pass).
+    static func layerNormChannels(_ x: [Float], channels c: Int, pixels n: Int, weight: [Float], bias: [Float], eps: Float,
+                                  activation: Activation = .none) -> [Float] {
         var y = [Float](repeating: 0, count: c * n)
         var mean = [Float](repeating: 0, count: n), inv = [Float](repeating: 0, count: n)
         x.withUnsafeBufferPointer { xp in
@@ -236,6 +213,7 @@ enum KMaXMath {
                             for ch in 0..<c {
                                 let r = xb + ch * n + lo, o = yb + ch * n + lo, wc = weight[ch], bc = bias[ch]
                                 for p in 0..<cnt { o[p] = (r[p] - m[p]) * v[p] * wc + bc }
+                                activate(activation, o, count: cnt)
                             }
                         }
                     }

@@ -73,7 +73,10 @@ struct KMaXPredictor: Sendable {
                     guard let kb = kp.baseAddress, let pb = pp.baseAddress, let mb = mp.baseAddress else { return }
                     BLAS.sgemm(transA: true, m: k, n: n, k: embedDim, a: kb, lda: k, b: pb, ldb: n, c: mb, ldc: n)
                     let a = maskScale, c = maskShift
-                    for i in 0..<(k * n) { mb[i] = mb[i] * a + c }
+                    Threading.parallelFor(k, grain: max(1, KMaXMath.chunk / n)) { j in
+                        let row = mb + j * n
+                        for i in 0..<n { row[i] = row[i] * a + c }
+                    }
                 }
             }
         }
@@ -162,68 +165,64 @@ struct KMaXTransformerLayer: Sendable {
             ffn2: try .load(r, p + "_query_ffn_conv2_bn", cin: f, cout: d, activation: .none, eps: eps))
     }
 
-    /// Runs the layer on centres `q [D, K]` and a pixel feature `x [Cp, h, w]` (spec 5.2).
-    /// `withClassLogits` also computes the layer's class logits (training-only at inference).
-    func run(query q: [Float], pixel x: [Float], h: Int, w: Int, withClassLogits: Bool) -> Output {
-        let n = h * w, k = clusters, t = base
-        let ps = pixelConv1(KMaXMath.gelu(x), n: n)         // [2t, n]
-        let qs = queryConv1(q, n: k)                          // [2t, K]
-        let v = pixelV(ps, n: n)                              // [2t, n]
-        let pe = predictor.pixelEmbedding(ps, h: h, w: w)
-        let ml = predictor.maskLogits(qs, clusters: k, pixelEmbedding: pe, n: n)
-        let cl = withClassLogits ? predictor.classLogits(qs, clusters: k) : nil
-        let a = kmaxAssignment(ml, clusters: k, pixels: n)
-        // k-means update: scatter-add of the assigned pixels' values (no one-hot matrix).
-        var u = [Float](repeating: 0, count: 2 * t * k)
-        v.withUnsafeBufferPointer { vp in
+    /// The k-means update before its BN (spec 5.2): `U = V onehot(A)^T` with `V = pixelV(Ps) = Wv Ps + bv`, computed
+    /// as `Wv (Ps onehot(A)^T) + bv count^T`: the scatter-add of the assigned pixels runs on `Ps` (same width) and
+    /// the value conv then acts on K columns instead of every pixel.
+    func kmeansValues(_ ps: [Float], assignment a: [Int32], pixels n: Int) -> [Float] {
+        let c = pixelV.cin, k = clusters
+        var sums = [Float](repeating: 0, count: c * k)
+        var counts = [Float](repeating: 0, count: k)
+        for i in 0..<n { counts[Int(a[i])] += 1 }
+        ps.withUnsafeBufferPointer { pp in
             a.withUnsafeBufferPointer { ap in
-                u.withUnsafeMutableBufferPointer { up in
-                    guard let vb = vp.baseAddress, let ub = up.baseAddress else { return }
-                    for d in 0..<(2 * t) {
-                        let vr = vb + d * n
-                        let ur = ub + d * k
-                        for i in 0..<n { ur[Int(ap[i])] += vr[i] }
+                sums.withUnsafeMutableBufferPointer { sp in
+                    guard let pb = pp.baseAddress, let ab = ap.baseAddress, let sb = sp.baseAddress else { return }
+                    Threading.parallelFor(c, grain: max(1, KMaXMath.chunk / max(1, n))) { d in
+                        let row = pb + d * n, out = sb + d * k
+                        for i in 0..<n { out[Int(ab[i])] += row[i] }
                     }
                 }
             }
         }
+        let co = pixelV.cout
+        return [Float](unsafeUninitializedCapacity: co * k) { u, done in
+            done = co * k
+            guard let ub = u.baseAddress else { return }
+            for d in 0..<co { for j in 0..<k { ub[d * k + j] = pixelV.bias[d] * counts[j] } }
+            sums.withUnsafeBufferPointer { sp in
+                pixelV.weight.withUnsafeBufferPointer { wp in
+                    guard let sb = sp.baseAddress, let wb = wp.baseAddress, c > 0 else { return }
+                    BLAS.sgemm(m: co, n: k, k: c, a: wb, lda: c, b: sb, ldb: k, beta: 1, c: ub, ldc: k)
+                }
+            }
+        }
+    }
+
+    /// Runs the layer on centres `q [D, K]` and a pixel feature `x [Cp, h, w]` (spec 5.2).
+    /// `withClassLogits` also computes the layer's class logits (training-only at inference); `activated`, when
+    /// given, is `gelu(x)` (shared by the layers that read the same stage).
+    func run(query q: [Float], pixel x: [Float], activated: [Float]? = nil, h: Int, w: Int, withClassLogits: Bool) -> Output {
+        let n = h * w, k = clusters, t = base
+        let ps = pixelConv1(activated ?? KMaXMath.gelu(x), n: n)   // [2t, n]
+        let qs = queryConv1(q, n: k)                          // [2t, K]
+        let pe = predictor.pixelEmbedding(ps, h: h, w: w)
+        let ml = predictor.maskLogits(qs, clusters: k, pixelEmbedding: pe, n: n)
+        let cl = withClassLogits ? predictor.classLogits(qs, clusters: k) : nil
+        let a = kmaxAssignment(ml, clusters: k, pixels: n)
+        var u = kmeansValues(ps, assignment: a, pixels: n)
         kmeansBN.apply(&u, n: k)
         let kmUpdate = kmeansConv3(u, n: k)                   // [D, K]
         // Cluster self-attention from Qs (the layer input).
         let qkvT = qkv(qs, n: k)                              // [4t, K]
-        let dk = t / heads, dv = 2 * t / heads
-        var rOut = [Float](repeating: 0, count: 2 * t * k)
-        var s = [Float](repeating: 0, count: k)
-        for head in 0..<heads {
-            let sa = simBN.scale[head], sb = simBN.shift[head]
-            for l in 0..<k {
-                var mx = -Float.infinity
-                for m in 0..<k {
-                    var acc: Float = 0
-                    for d in 0..<dk { acc += qkvT[(head * dk + d) * k + l] * qkvT[(t + head * dk + d) * k + m] }
-                    let z = acc * sa + sb
-                    s[m] = z
-                    if z > mx { mx = z }
-                }
-                var sum: Float = 0
-                for m in 0..<k { s[m] = expf(s[m] - mx); sum += s[m] }
-                let inv = 1 / sum
-                for d in 0..<dv {
-                    let vrow = (2 * t + head * dv + d) * k
-                    var acc: Float = 0
-                    for m in 0..<k { acc += s[m] * qkvT[vrow + m] }
-                    rOut[(head * dv + d) * k + l] = acc * inv
-                }
-            }
-        }
+        var rOut = Self.clusterAttention(qkvT, base: t, heads: heads, clusters: k, similarity: simBN)
         retBN.apply(&rOut, n: k)
         let rAct = KMaXMath.gelu(rOut)
         let attUpdate = queryConv3(rAct, n: k)
         var q2 = q
-        for i in 0..<q2.count { q2[i] = Activation.gelu.apply(q[i] + kmUpdate[i] + attUpdate[i]) }
-        let ff = ffn2(ffn1(q2, n: k), n: k)
-        var q3 = q2
-        for i in 0..<q3.count { q3[i] = Activation.gelu.apply(q2[i] + ff[i]) }
+        for i in 0..<q2.count { q2[i] = q[i] + kmUpdate[i] + attUpdate[i] }
+        q2 = KMaXMath.gelu(q2)
+        var q3 = ffn2(ffn1(q2, n: k), n: k)
+        KMaXMath.addInPlace(&q3, q2, activation: .gelu)
         return Output(query: q3, assignment: a, maskLogits: ml, classLogits: cl, pixelEmbedding: pe,
                       kmeansUpdate: kmUpdate, attentionUpdate: attUpdate)
     }
