@@ -80,7 +80,12 @@ public enum BLAS {
             setenv("OPENBLAS_CORETYPE", core, 0)
             chosen = core
         }
-        if getenv("OPENBLAS_NUM_THREADS") == nil && getenv("OMP_NUM_THREADS") == nil {
+        if ownThreading {
+            // DenseKit splits each large GEMM over its own threads and OpenBLAS runs single-threaded in the
+            // caller: OpenBLAS's worker threads, which spin (sched_yield) between calls and competed with
+            // DenseKit's threads in every non-GEMM kernel, are never started.
+            setenv("OPENBLAS_NUM_THREADS", "1", 1)
+        } else if getenv("OPENBLAS_NUM_THREADS") == nil && getenv("OMP_NUM_THREADS") == nil {
             setenv("OPENBLAS_NUM_THREADS", String(Threading.defaultThreadCount()), 0)
         }
         let names = ["libopenblas.so.0", "libopenblas.so", "libopenblas.dylib"]
@@ -106,14 +111,22 @@ public enum BLAS {
         return .success(lib)
     }
 
-    /// Sets OpenBLAS's thread count.
+    /// Who parallelises a GEMM: DenseKit (default: the product is split into `Threading.threads` slabs of C, each
+    /// a single-threaded OpenBLAS call on one of DenseKit's threads) or OpenBLAS's own thread pool
+    /// (`DENSEKIT_BLAS_THREADS=openblas`). Fixed when the library loads.
+    static let ownThreading: Bool = getenvString("DENSEKIT_BLAS_THREADS") != "openblas"
+
+    /// Smallest product (2 m n k FLOPs) that is split over threads.
+    static let splitFlops = 1 << 21
+
+    /// Sets OpenBLAS's thread count (only when OpenBLAS does the threading).
     static func setThreads(_ n: Int) {
-        guard case .success(let lib) = loaded else { return }
+        guard !ownThreading, case .success(let lib) = loaded else { return }
         lib.setThreads?(Int32(clamping: n))
     }
 
     /// One line describing the BLAS in use:
-    /// `blas: OpenBLAS <version> core <name> threads <n>`.
+    /// `blas: OpenBLAS <version> core <name> threads <n>` (plus who splits the GEMMs).
     public static func summary() -> String {
         switch loaded {
         case .failure(let e): return "blas: unavailable (\(e))"
@@ -126,6 +139,9 @@ public enum BLAS {
                 if parts.count > 1 { version = String(parts[1]) }
             }
             let core = lib.getCoreName.flatMap { $0() }.map { String(cString: $0) } ?? "unknown"
+            if ownThreading {
+                return "blas: OpenBLAS \(version) core \(core) threads \(Threading.threads) (GEMMs split by DenseKit, OpenBLAS single-threaded)"
+            }
             let threads = lib.getThreads?() ?? 1
             return "blas: OpenBLAS \(version) core \(core) threads \(threads)"
         }
@@ -137,7 +153,9 @@ public enum BLAS {
     ///   - transA, transB: whether A (M x K, or K x M when transposed) and B are transposed.
     ///   - m, n, k: sizes of the product (C is m x n).
     ///   - a, lda, b, ldb, c, ldc: row-major matrices and their leading dimensions.
-    /// Calls are serialised: OpenBLAS is never entered from two of our threads at once.
+    /// With DenseKit's threading (the default) OpenBLAS is single-threaded and large products are split into
+    /// slabs run on DenseKit's threads (concurrent single-threaded calls); with `DENSEKIT_BLAS_THREADS=openblas`
+    /// calls are serialised and OpenBLAS threads them itself.
     @inline(__always)
     public static func sgemm(transA: Bool = false, transB: Bool = false,
                              m: Int, n: Int, k: Int, alpha: Float = 1,
@@ -153,10 +171,39 @@ public enum BLAS {
                            a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
             return
         }
+        let ta = transA ? CblasTrans : CblasNoTrans, tb = transB ? CblasTrans : CblasNoTrans
+        if ownThreading {
+            let parts = Threading.threads
+            if parts > 1 && 2 * m * n * k >= splitFlops && max(m, n) >= 32 * parts {
+                // Slabs of C: rows when C is at least as tall as wide, else columns (multiples of 16). Each slab
+                // is a whole GEMM over the full K, so every element sums in the same order as one call would.
+                let alongM = m >= n
+                let extent = alongM ? m : n
+                let step = ((extent + parts - 1) / parts + 15) / 16 * 16
+                let count = (extent + step - 1) / step
+                Threading.parallelFor(count) { p in
+                    let lo = p * step, len = min(step, extent - lo)
+                    if len <= 0 { return }
+                    if alongM {
+                        lib.sgemm(CblasRowMajor, ta, tb, blasint(len), blasint(n), blasint(k), alpha,
+                                  transA ? a + lo : a + lo * lda, blasint(lda), b, blasint(ldb), beta,
+                                  c + lo * ldc, blasint(ldc))
+                    } else {
+                        lib.sgemm(CblasRowMajor, ta, tb, blasint(m), blasint(len), blasint(k), alpha,
+                                  a, blasint(lda), transB ? b + lo * ldb : b + lo, blasint(ldb), beta,
+                                  c + lo, blasint(ldc))
+                    }
+                }
+                return
+            }
+            lib.sgemm(CblasRowMajor, ta, tb, blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb),
+                      beta, c, blasint(ldc))
+            return
+        }
         lock.lock()
         defer { lock.unlock() }
-        lib.sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                  blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
+        lib.sgemm(CblasRowMajor, ta, tb, blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb),
+                  beta, c, blasint(ldc))
     }
 
     /// Row-major reference GEMM with the same contract as `sgemm`, used only when
