@@ -3,7 +3,7 @@
  * V[L][dv]. Per block of up to 16 queries:
  *  - scores S[i][u] = scale*q_i . k_u by a 4-query x 64-key register tile (16 accumulators; per d four
  *    broadcast query elements and four key vectors for sixteen FMAs);
- *  - softmax along u per query (max, exp by dk_exp512_fast, sum), the padding keys excluded;
+ *  - softmax along u per query (max, exp by dk_exp512_fma, sum), the padding keys excluded;
  *  - out_i = (sum_u S[i][u] v_u) / sum_i by a 4-query x 64-dim tile (per key: four value vectors, four
  *    broadcast weights, sixteen FMAs), the division last. */
 #include "CKernels.h"
@@ -77,12 +77,12 @@ static float softmax_row(float *s, long L, long lp) {
     __m512 m = SET(_mm512_reduce_max_ps(mx));
     __m512 sum = _mm512_setzero_ps();
     for (u = 0; u + 16 <= L; u += 16) {
-        __m512 e = dk_exp512_fast(_mm512_sub_ps(_mm512_loadu_ps(s + u), m));
+        __m512 e = dk_exp512_fma(_mm512_sub_ps(_mm512_loadu_ps(s + u), m));
         _mm512_storeu_ps(s + u, e);
         sum = _mm512_add_ps(sum, e);
     }
     if (u < L) {
-        __m512 e = dk_exp512_fast(_mm512_sub_ps(_mm512_mask_loadu_ps(m, tail, s + u), m));
+        __m512 e = dk_exp512_fma(_mm512_sub_ps(_mm512_mask_loadu_ps(m, tail, s + u), m));
         e = _mm512_maskz_mov_ps(tail, e);
         _mm512_storeu_ps(s + u, e);
         sum = _mm512_add_ps(sum, e);

@@ -31,25 +31,24 @@ static inline __m512 dk_exp512(__m512 x) {
     return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), y, x);
 }
 
-/* e^x for x <= 0 (softmax numerators after the max is subtracted), 16 lanes, about 2e-7 relative error:
- * x = n ln 2 + r with n = round(x log2 e), e^r by its degree-7 Taylor polynomial (|r| <= 0.35), scaled by 2^n
- * with vscalefps. Below -87.3 the result is 0 or a denormal-free tiny value; NaN stays NaN. Not bit-identical to
- * `dk_exp512` (no Swift twin needs it). */
+/* e^x for x <= 0 (softmax numerators after the max is subtracted, GELU's erfc term), 16 lanes, with fused
+ * multiply-adds: Cephes' range reduction and degree-6 polynomial (as dk_exp512), scaled by 2^n with vscalefps.
+ * 0 below -87.33654; NaN stays NaN. Not bit-identical to `dk_exp512` (no Swift twin needs it). */
 __attribute__((target("avx512f")))
-static inline __m512 dk_exp512_fast(__m512 x) {
-    __m512 xc = _mm512_max_ps(x, _mm512_set1_ps(-87.33654f));
+static inline __m512 dk_exp512_fma(__m512 x) {
+    const __m512 lo = _mm512_set1_ps(-87.33654f);
+    __m512 xc = _mm512_max_ps(x, lo);
     __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(xc, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), xc);
     r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9841270e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3888889e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3333333e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1666667e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666667e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    __m512 y = _mm512_scalef_ps(p, n);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    __m512 y = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, lo, _CMP_GE_OQ), _mm512_scalef_ps(p, n));
     return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), y, x);
 }
 

@@ -11,6 +11,18 @@ struct EvalCommand: ParsableCommand {
 
 /// Shared plumbing of the `eval` subcommands: pairing, progress and number formatting.
 enum EvalCLI {
+    /// Decodes one pair: the image through the pipelines' size / memory check (`check` gets the upright width and
+    /// height before decoding), the ground truth as gray samples of the same size.
+    /// - Throws: `ImageError` for a bad or too large image; `EvaluationError.sizeMismatch` when the sizes differ.
+    static func decodePair(_ p: EvaluationPair, maxPixels: Int, check: (Int, Int) throws -> Void) throws -> (RGBImage, GrayImage) {
+        let image = try PipelineCLI.decode(p.image, maxPixels: maxPixels, check: check)
+        let gt = try ImageDecoder.decodeGray(path: p.target)
+        guard gt.width == image.width, gt.height == image.height else {
+            throw EvaluationError.sizeMismatch(what: p.target, expected: "\(image.width)x\(image.height)", got: "\(gt.width)x\(gt.height)")
+        }
+        return (image, gt)
+    }
+
     /// Pairs `images` with `targets` (by stem, or the names of `list`), checks their sizes from the headers, and
     /// notes on stderr the images left without ground truth.
     static func pairs(images: String, targets: String, list: String?) throws -> [EvaluationPair] {
@@ -79,12 +91,8 @@ struct EvalSegmentCommand: ParsableCommand {
             var cm = try ConfusionMatrix(classCount: names.count, ignoreIndex: ignoreIndex)
             let start = Date()
             for (i, p) in pairs.enumerated() {
-                let image = try PipelineCLI.decode(p.image, maxPixels: maxPixels) { w, h in
+                let (image, gt) = try EvalCLI.decodePair(p, maxPixels: maxPixels) { w, h in
                     try seg.checkImageSize(width: w, height: h, maxMemoryBytes: limit)
-                }
-                let gt = try ImageDecoder.decodeGray(path: p.target)
-                guard gt.width == image.width, gt.height == image.height else {
-                    throw EvaluationError.sizeMismatch(what: p.target, expected: "\(image.width)x\(image.height)", got: "\(gt.width)x\(gt.height)")
                 }
                 guard gt.bitDepth <= 8 else {
                     throw EvaluationError.invalidArgument("\(p.target): a \(gt.bitDepth)-bit PNG is not a label map (8-bit gray or palette class indices expected)")
@@ -173,12 +181,8 @@ struct EvalDepthCommand: ParsableCommand {
             var units = "metres"
             let start = Date()
             for (i, p) in pairs.enumerated() {
-                let image = try PipelineCLI.decode(p.image, maxPixels: maxPixels) { w, h in
+                let (image, gt) = try EvalCLI.decodePair(p, maxPixels: maxPixels) { w, h in
                     try est.checkImageSize(width: w, height: h, maxMemoryBytes: limit)
-                }
-                let gt = try ImageDecoder.decodeGray(path: p.target)
-                guard gt.width == image.width, gt.height == image.height else {
-                    throw EvaluationError.sizeMismatch(what: p.target, expected: "\(image.width)x\(image.height)", got: "\(gt.width)x\(gt.height)")
                 }
                 guard gt.bitDepth == 16 else {
                     throw EvaluationError.invalidArgument("\(p.target): a \(gt.bitDepth)-bit PNG is not a depth map (16-bit gray expected)")

@@ -9,18 +9,15 @@ enum ImageFileReader {
     /// - Throws: ``ImageError/unreadableFile(path:reason:)``.
     static func read(_ path: String) throws -> Data {
         guard !path.isEmpty else { throw ImageError.unreadableFile(path: path, reason: "empty path") }
-        let fm = FileManager.default
-        var isDir: ObjCBool = false
-        guard fm.fileExists(atPath: path, isDirectory: &isDir) else {
-            throw ImageError.unreadableFile(path: path, reason: "no such file")
-        }
-        if isDir.boolValue { throw ImageError.unreadableFile(path: path, reason: "is a folder, not a file") }
         var st = stat()
-        if stat(path, &st) == 0, (st.st_mode & S_IFMT) != S_IFREG {
-            // A FIFO, socket or device: reading it could block or never end.
-            throw ImageError.unreadableFile(path: path, reason: "not a regular file (a pipe, socket or device)")
+        guard stat(path, &st) == 0 else { throw ImageError.unreadableFile(path: path, reason: "no such file") }
+        switch st.st_mode & S_IFMT {
+        case S_IFREG: break
+        case S_IFDIR: throw ImageError.unreadableFile(path: path, reason: "is a folder, not a file")
+        // A FIFO, socket or device: reading it could block or never end.
+        default: throw ImageError.unreadableFile(path: path, reason: "not a regular file (a pipe, socket or device)")
         }
-        guard fm.isReadableFile(atPath: path) else {
+        guard access(path, R_OK) == 0 else {
             throw ImageError.unreadableFile(path: path, reason: "permission denied")
         }
         do {

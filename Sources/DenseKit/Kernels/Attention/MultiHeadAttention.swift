@@ -130,7 +130,6 @@ public final class MultiHeadAttention: @unchecked Sendable {
         let blockRows = (l + blocks - 1) / blocks
         let items = batch * nh * blocks
         let scratchCount = dk_attention_scratch(l, Int32(d), Int32(d))
-        var failed = false
         let flag = UnsafeMutablePointer<Bool>.allocate(capacity: items)
         defer { flag.deallocate() }
         flag.initialize(repeating: true, count: items)
@@ -149,8 +148,7 @@ public final class MultiHeadAttention: @unchecked Sendable {
             flag[item] = dk_attention_rows(qkv, queryRows, nq, keyRows, l, e, 2 * e, Int32(d), Int32(d), scale,
                                            out, outRows, scratch) != 0
         }
-        for i in 0..<items where !flag[i] { failed = true }
-        return !failed
+        return (0..<items).allSatisfy { flag[$0] }
     }
 
     /// All heads of all images; q/k/v rows have stride `ld` and head `h` starts at column `h*D`.
