@@ -104,7 +104,7 @@ public final class LinearOperator: @unchecked Sendable {
             // The bias first, then C += A B (beta 1): one pass over C fewer than zeroing it (OpenBLAS's beta
             // pass) and adding the bias afterwards; the sum is formed in the same order (A B, then + bias).
             let n = outFeatures
-            for r in 0..<rows { (output + r * outputStride).update(from: bias, count: n) }
+            LinearOperator.fillBiasRows(output, rows: rows, columns: n, stride: outputStride, bias: bias)
             BLAS.sgemm(m: rows, n: n, k: inFeatures, a: input, lda: inputStride,
                        b: packedWeight, ldb: n, beta: 1, c: output, ldc: outputStride)
             LinearOperator.rowEpilogue(output, rows: rows, columns: n, stride: outputStride, bias: nil, activation: activation)
@@ -114,6 +114,14 @@ public final class LinearOperator: @unchecked Sendable {
                    b: packedWeight, ldb: outFeatures, c: output, ldc: outputStride)
         LinearOperator.rowEpilogue(output, rows: rows, columns: outFeatures, stride: outputStride,
                                    bias: nil, activation: activation)
+    }
+
+    /// `y[r, 0..<columns] = bias` for `rows` rows (row stride `stride`): the starting value of a GEMM that then
+    /// accumulates onto it (`beta = 1`), so the product needs no zeroing pass and no bias pass.
+    static func fillBiasRows(_ y: UnsafeMutablePointer<Float>, rows: Int, columns: Int, stride: Int, bias: UnsafePointer<Float>) {
+        Threading.parallelFor(rows, grain: max(1, 16_384 / max(1, columns))) { r in
+            (y + r * stride).update(from: bias, count: columns)
+        }
     }
 
     /// `y[r, j] = act(y[r, j] + bias[j])` over `rows` rows of `columns` values (row stride `stride`).

@@ -100,10 +100,7 @@ struct KMaXPointwise: Sendable {
             guard let yb = y.baseAddress else { return }
             bias.withUnsafeBufferPointer { bp in
                 guard let bb = bp.baseAddress else { return }
-                let co = cout, rowsPer = max(1, KMaXMath.chunk / max(1, co))
-                Threading.parallelFor((n + rowsPer - 1) / rowsPer) { chunk in
-                    for p in (chunk * rowsPer)..<min(n, (chunk + 1) * rowsPer) { (yb + p * co).update(from: bb, count: co) }
-                }
+                LinearOperator.fillBiasRows(yb, rows: n, columns: cout, stride: cout, bias: bb)
             }
             if n == 0 || cin == 0 { KMaXMath.applyParallel(activation, yb, count: count); return }
             weight.withUnsafeBufferPointer { wp in
