@@ -5,7 +5,9 @@
  *    broadcast query elements and four key vectors for sixteen FMAs);
  *  - softmax along u per query (max, exp by dk_exp512_fma, sum), the padding keys excluded;
  *  - out_i = (sum_u S[i][u] v_u) / sum_i by a 4-query x 64-dim tile (per key: four value vectors, four
- *    broadcast weights, sixteen FMAs), the division last. */
+ *    broadcast weights, sixteen FMAs), keys in chunks of VCHUNK (outer loop; the tiles' sums are kept in
+ *    A[16][dv] between chunks, so a chunk of V is read from L1 by every query group), the division last.
+ *    Each sum still runs over u in increasing order: the same bits as one pass over all keys. */
 #include "CKernels.h"
 #include "avx512_math.h"
 #include <immintrin.h>
@@ -13,12 +15,14 @@
 
 #define SET _mm512_set1_ps
 #define FMA _mm512_fmadd_ps
+/* keys per chunk of the value product: VCHUNK x dv floats of V (32 KB at dv 64) stay in L1 */
+#define VCHUNK 128
 
 static long round16(long n) { return (n + 15) & ~15L; }
 
 long dk_attention_scratch(long L, int dq, int dv) {
     long lp = round16(L < 1 ? 1 : L);
-    return lp * (long)dq + lp * (long)dv + 16 * lp + 16 * (long)dq + 64;
+    return lp * (long)dq + lp * (long)dv + 16 * lp + 16 * (long)dq + 16 * (long)dv + 64;
 }
 
 /* Scores of queries [i0, i0 + ni) (ni <= 4) against keys [u0, u1) (a multiple of 16 wide): S[i][u], i
@@ -92,18 +96,19 @@ static float softmax_row(float *s, long L, long lp) {
     return 1.0f / _mm512_reduce_add_ps(sum);
 }
 
-/* out rows of queries [i0, i0 + ni) of the block (ni <= 4), dims [d0, d0 + 16 * nv) (nv <= 4, last vector
- * masked by `last`). */
+/* Accumulates keys [u0, u1) of queries [i0, i0 + ni) of the block (ni <= 4), dims [d0, d0 + 16 * nv) (nv <= 4,
+ * last vector masked by `last`) onto A[i][d] (row stride dv): A += S[i][u0..u1) V[u0..u1). */
 __attribute__((target("avx512f")))
-static void values_tile(const float *V, int dv, long L, const float *S, long lp,
-                        const float *inv, int i0, int ni, int d0, int nv, __mmask16 last,
-                        float *out, const long *outRows, long q0) {
+static void values_tile(const float *V, int dv, const float *S, long lp, int i0, int ni, int d0, int nv,
+                        __mmask16 last, long u0, long u1, float *A) {
     __m512 acc[4][4];
     for (int i = 0; i < 4; i++) for (int j = 0; j < 4; j++) acc[i][j] = _mm512_setzero_ps();
+    for (int i = 0; i < ni; i++)
+        for (int j = 0; j < nv; j++) acc[i][j] = _mm512_maskz_loadu_ps(j == nv - 1 ? last : (__mmask16)0xFFFF, A + (long)(i0 + i) * dv + d0 + 16 * j);
     const float *s0 = S + (long)i0 * lp, *s1 = S + (long)(i0 + (ni > 1 ? 1 : 0)) * lp;
     const float *s2 = S + (long)(i0 + (ni > 2 ? 2 : 0)) * lp, *s3 = S + (long)(i0 + (ni > 3 ? 3 : 0)) * lp;
     if (nv == 4 && last == (__mmask16)0xFFFF) {
-        for (long u = 0; u < L; u++) {
+        for (long u = u0; u < u1; u++) {
             const float *v = V + u * (long)dv + d0;
             __m512 v0 = _mm512_loadu_ps(v), v1 = _mm512_loadu_ps(v + 16), v2 = _mm512_loadu_ps(v + 32), v3 = _mm512_loadu_ps(v + 48);
             __m512 p = SET(s0[u]);
@@ -116,7 +121,7 @@ static void values_tile(const float *V, int dv, long L, const float *S, long lp,
             acc[3][0] = FMA(p, v0, acc[3][0]); acc[3][1] = FMA(p, v1, acc[3][1]); acc[3][2] = FMA(p, v2, acc[3][2]); acc[3][3] = FMA(p, v3, acc[3][3]);
         }
     } else {
-        for (long u = 0; u < L; u++) {
+        for (long u = u0; u < u1; u++) {
             const float *v = V + u * (long)dv + d0;
             __m512 vv[4];
             for (int j = 0; j < nv; j++)
@@ -128,15 +133,8 @@ static void values_tile(const float *V, int dv, long L, const float *S, long lp,
             }
         }
     }
-    for (int i = 0; i < ni; i++) {
-        float *o = out + outRows[q0 + i0 + i] + d0;
-        __m512 w = SET(inv[i0 + i]);
-        for (int j = 0; j < nv; j++) {
-            __m512 r = _mm512_mul_ps(acc[i][j], w);
-            if (j == nv - 1) _mm512_mask_storeu_ps(o + 16 * j, last, r);
-            else _mm512_storeu_ps(o + 16 * j, r);
-        }
-    }
+    for (int i = 0; i < ni; i++)
+        for (int j = 0; j < nv; j++) _mm512_mask_storeu_ps(A + (long)(i0 + i) * dv + d0 + 16 * j, j == nv - 1 ? last : (__mmask16)0xFFFF, acc[i][j]);
 }
 
 __attribute__((target("avx512f")))
@@ -149,6 +147,7 @@ static void attention_rows_512(const float *base, const long *queryRows, long nq
     float *S = V + lp * (long)dv;           /* [16][lp] */
     float *Q = S + 16 * lp;                 /* [16][dq] */
     float *inv = Q + 16 * (long)dq;         /* [16] */
+    float *A = inv + 16;                    /* [16][dv] value accumulators */
     for (long u = 0; u < L; u++) {
         const float *k = base + keyRows[u] + keyOffset;
         for (int d = 0; d < dq; d++) KT[(long)d * lp + u] = k[d];
@@ -170,13 +169,23 @@ static void attention_rows_512(const float *base, const long *queryRows, long nq
             for (int i0 = 0; i0 < nb; i0 += 4) scores_tile(Q, dq, KT, lp, S, i0, nb - i0 < 4 ? nb - i0 : 4, u0, u1);
         }
         for (int i = 0; i < nb; i++) inv[i] = softmax_row(S + (long)i * lp, L, lp);
-        for (int d0 = 0; d0 < dv; d0 += 64) {
-            int rest = dv - d0 < 64 ? dv - d0 : 64;
-            int nv = (rest + 15) / 16;
-            int tail = rest - 16 * (nv - 1);
-            __mmask16 last = (__mmask16)(tail == 16 ? 0xFFFFu : ((1u << tail) - 1u));
-            for (int i0 = 0; i0 < nb; i0 += 4)
-                values_tile(V, dv, L, S, lp, inv, i0, nb - i0 < 4 ? nb - i0 : 4, d0, nv, last, out, outRows, q0);
+        for (int i = 0; i < nb; i++) for (int d = 0; d < dv; d++) A[(long)i * dv + d] = 0.0f;
+        /* key chunks outside (a chunk of V, VCHUNK x dv floats, stays in L1), query groups inside */
+        for (long u0 = 0; u0 < L; u0 += VCHUNK) {
+            long u1 = u0 + VCHUNK < L ? u0 + VCHUNK : L;
+            for (int d0 = 0; d0 < dv; d0 += 64) {
+                int rest = dv - d0 < 64 ? dv - d0 : 64;
+                int nv = (rest + 15) / 16;
+                int tail = rest - 16 * (nv - 1);
+                __mmask16 last = (__mmask16)(tail == 16 ? 0xFFFFu : ((1u << tail) - 1u));
+                for (int i0 = 0; i0 < nb; i0 += 4)
+                    values_tile(V, dv, S, lp, i0, nb - i0 < 4 ? nb - i0 : 4, d0, nv, last, u0, u1, A);
+            }
+        }
+        for (int i = 0; i < nb; i++) {
+            float *o = out + outRows[q0 + i];
+            const float *a = A + (long)i * dv;
+            for (int d = 0; d < dv; d++) o[d] = a[d] * inv[i];
         }
     }
 }

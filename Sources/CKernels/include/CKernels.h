@@ -36,17 +36,10 @@ int dk_maxpool_plane(const float *src, float *dst, float *tmp, long height, long
                      int padH, int padW);
 
 /**
- * `y[i] = gelu(x[i])`, exact (erf) form, for `count` values (`x == y` allowed): the same
- * operations in the same order as DenseKit's Swift `VectorMath.gelu1` (Numerical Recipes'
- * erfcc, Cephes' expf; no fused multiply-adds), so both give identical bits.
- * Returns 1 when done, 0 when this CPU lacks AVX-512 (nothing written).
- */
-int dk_gelu(const float *x, float *y, long count);
-
-/**
  * `y[i] = gelu(x[i])`, exact (erf) form, for `count` values (`x == y` allowed), with fused multiply-adds and a
- * Newton-refined reciprocal: the same erfc formula as `dk_gelu`, relative error below 2e-7 of the true GELU
- * (max(1, |gelu|) scale), NaN kept, but NOT bit-identical to `dk_gelu` / the Swift formula (about 1.7x faster).
+ * Newton-refined reciprocal: the erfc formula of DenseKit's Swift `VectorMath.gelu1` (Numerical Recipes' erfcc),
+ * relative error below 2e-7 of the true GELU (max(1, |gelu|) scale), NaN kept, but NOT bit-identical to the
+ * Swift formula (which has no fused multiply-adds; this kernel is about 1.7x faster than an AVX-512 copy of it).
  * Returns 1 when done, 0 when this CPU lacks AVX-512 (nothing written).
  */
 int dk_gelu_fma(const float *x, float *y, long count);

@@ -42,6 +42,15 @@ public struct Tensor: Sendable {
         self.storage = TensorStorage(count: shape.reduce(1, *))
     }
 
+    /// A tensor whose elements are NOT initialised: for kernel outputs that are fully overwritten before they are
+    /// read (saves the zeroing pass of `init(zeros:)`). Internal: never hand one out before every element is written.
+    init(uninitialized shape: [Int], layout: TensorLayout? = nil) {
+        precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in \(shape)")
+        self.shape = shape
+        self.layout = layout ?? (shape.count == 4 ? .nchw : .plain)
+        self.storage = TensorStorage(count: shape.reduce(1, *), zeroed: false)
+    }
+
     /// A tensor holding a copy of `values` (row-major) with the given shape.
     /// - Precondition: `values.count` equals the product of `shape`.
     public init(shape: [Int], values: [Float], layout: TensorLayout? = nil) {

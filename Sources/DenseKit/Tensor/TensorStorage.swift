@@ -14,13 +14,18 @@ final class TensorStorage: @unchecked Sendable {
     private let owner: AnyObject?
     private let ownsMemory: Bool
 
-    /// Zero-filled, aligned heap storage for `count` floats.
+    /// Aligned heap storage for `count` floats, zero-filled unless `zeroed` is false (then the caller writes
+    /// every element before anything reads it: a kernel output that is fully overwritten needs no zeroing pass).
     @usableFromInline
-    init(count: Int) {
+    init(count: Int, zeroed: Bool = true) {
         precondition(count >= 0)
         let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * MemoryLayout<Float>.stride,
                                                    alignment: TensorStorage.alignment)
-        raw.initializeMemory(as: Float.self, repeating: 0, count: max(count, 1))
+        if zeroed {
+            raw.initializeMemory(as: Float.self, repeating: 0, count: max(count, 1))
+        } else {
+            raw.bindMemory(to: Float.self, capacity: max(count, 1))
+        }
         self.pointer = raw.assumingMemoryBound(to: Float.self)
         self.count = count
         self.readOnly = false

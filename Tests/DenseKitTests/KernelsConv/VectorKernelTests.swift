@@ -80,10 +80,9 @@ final class VectorKernelTests: XCTestCase {
     }
 }
 
-/// The AVX-512 GELU gives exactly the bits of the Swift formula it replaces.
+/// The vector GELU (the FMA kernel where the CPU has AVX-512) against the float64 erf form and the Swift formula.
 final class VectorGeluTests: XCTestCase {
-    func testGeluVectorKernelIsBitIdenticalToSwiftFormula() throws {
-        try XCTSkipUnless(KernelDispatch.avx512, "this CPU has no AVX-512")
+    func testGeluVectorKernelMatchesErfForm() throws {
         var xs: [Float] = [0, -0, 1, -1, 1e-30, -1e-30, 3, -3, 5.5, -5.5, 9, -9, 13, -13, 20, -20, 88, -88, 100, -100,
                            .infinity, -.infinity, .nan, .leastNonzeroMagnitude, .greatestFiniteMagnitude, -.greatestFiniteMagnitude]
         var gen = KAGenerator(seed: 5)
@@ -94,12 +93,11 @@ final class VectorGeluTests: XCTestCase {
             VectorMath.apply(.gelu, x.baseAddress!, y.baseAddress!, count: x.count)
         } }
         for (x, y) in zip(xs, ys) {
-            let want = VectorMath.gelu1(x)
-            XCTAssertTrue(want.bitPattern == y.bitPattern || (want.isNaN && y.isNaN), "gelu(\(x)): \(y) vs \(want)")
-            if x.isFinite && abs(x) < 30 {
-                let exact = 0.5 * Double(x) * erfc(-Double(x) / 2.0.squareRoot())
-                XCTAssertEqual(Double(y), exact, accuracy: 3e-6 * abs(exact) + 1e-8, "gelu(\(x))")
-            }
+            let swift = VectorMath.gelu1(x)
+            if swift.isNaN { XCTAssertTrue(y.isNaN, "gelu(\(x)) = \(y), expected NaN"); continue }
+            if !x.isFinite { XCTAssertEqual(y, swift, "gelu(\(x))"); continue }
+            let exact = 0.5 * Double(x) * erfc(-Double(x) / 2.0.squareRoot())
+            XCTAssertEqual(Double(y), exact, accuracy: 1e-6 * max(1, abs(exact)), "gelu(\(x))")
         }
     }
 }

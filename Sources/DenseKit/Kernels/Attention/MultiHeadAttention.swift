@@ -66,8 +66,8 @@ public final class MultiHeadAttention: @unchecked Sendable {
         guard key.shape[0] == b, value.shape[0] == b, value.shape[1] == s else {
             throw LinearError.shapeMismatch("key \(key.shape) and value \(value.shape) do not match query \(query.shape)")
         }
-        var y = Tensor(zeros: [b, l, e], layout: .tokens)
-        if b == 0 || l == 0 { return y }
+        if b == 0 || l == 0 { return Tensor(zeros: [b, l, e], layout: .tokens) }
+        var y = Tensor(uninitialized: [b, l, e], layout: .tokens)   // outProj writes every row
         let fused = query.storage === key.storage && key.storage === value.storage && query.shape == key.shape
         let concat = UnsafeMutablePointer<Float>.allocate(capacity: b * l * e)
         defer { concat.deallocate() }

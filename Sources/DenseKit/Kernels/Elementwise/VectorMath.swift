@@ -77,8 +77,9 @@ enum VectorMath {
     static func apply(_ act: Activation, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
         switch act {
         case .gelu:
-            // AVX-512 version of the same formula (identical bits) when the CPU has it.
-            if KernelDispatch.avx512 && dk_gelu(x, y, count) != 0 { return }
+            // AVX-512 with fused multiply-adds where the CPU has it: the same erfc formula, relative error below
+            // 2e-7, not bit-identical to this loop (about 1.7x faster than an AVX-512 copy without FMAs).
+            if KernelDispatch.avx512 && dk_gelu_fma(x, y, count) != 0 { return }
             for i in 0..<count { y[i] = gelu1(x[i]) }
         case .geluTanh: for i in 0..<count { y[i] = geluTanh1(x[i]) }
         case .silu: for i in 0..<count { y[i] = silu1(x[i]) }

@@ -150,8 +150,8 @@ public final class LinearOperator: @unchecked Sendable {
         let rows = x.count / inFeatures
         var shape = x.shape
         shape[shape.count - 1] = outFeatures
-        var y = Tensor(zeros: shape, layout: x.layout == .nchw ? .plain : x.layout)
-        if rows == 0 { return y }
+        if rows == 0 { return Tensor(zeros: shape, layout: x.layout == .nchw ? .plain : x.layout) }
+        var y = Tensor(uninitialized: shape, layout: x.layout == .nchw ? .plain : x.layout)   // forward writes all of it
         x.withUnsafeBufferPointer { xb in
             y.withUnsafeMutableBufferPointer { yb in
                 guard let xp = xb.baseAddress, let yp = yb.baseAddress else { return }

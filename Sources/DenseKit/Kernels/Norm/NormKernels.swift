@@ -254,7 +254,7 @@ extension NormKernels {
         guard let cols = x.shape.last, cols > 0 else { throw KernelArgumentError("layerNorm: empty shape \(x.shape)") }
         try checkVector(weight, cols, "weight", "layerNorm"); try checkVector(bias, cols, "bias", "layerNorm")
         let rows = x.count / cols
-        var y = Tensor(zeros: x.shape, layout: x.layout)
+        var y = Tensor(uninitialized: x.shape, layout: x.layout)   // every row is written below
         x.withUnsafeBufferPointer { xs in y.withUnsafeMutableBufferPointer { ys in
             withOptional(weight) { w in withOptional(bias) { b in
                 guard let xb = xs.baseAddress, let yb = ys.baseAddress else { return }

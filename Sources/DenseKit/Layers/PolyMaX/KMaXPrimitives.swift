@@ -126,11 +126,10 @@ enum KMaXMath {
     /// Values per parallel chunk of an element-wise activation (fixed, so results do not depend on the thread count).
     static let chunk = 16384
 
-    /// `x = act(x)` in place for `count` contiguous values. GELU runs in the FMA kernel `dk_gelu_fma` where the
-    /// CPU has AVX-512 (relative error below 2e-7, not bit-identical to `Activation.apply`), else as `Activation.apply`.
+    /// `x = act(x)` in place for `count` contiguous values (`Activation.apply`: GELU in the FMA kernel where the
+    /// CPU has AVX-512).
     @inline(__always)
     static func activate(_ act: Activation, _ x: UnsafeMutablePointer<Float>, count: Int) {
-        if act == .gelu && KernelDispatch.avx512 && dk_gelu_fma(x, x, count) != 0 { return }
         act.apply(x, count: count)
     }
 
