@@ -36,6 +36,19 @@ int dk_maxpool_plane(const float *src, float *dst, float *tmp, long height, long
                      int padH, int padW);
 
 /**
+ * Row-major GEMM onto weights packed once (linear layers): `c[r*ldc + j] = bias[j] + sum_k a[r*lda + kk] *
+ * B[kk][j]` for `r < rows`, `j < n`, where B (`k x n`) is given as `ceil(n/32)` panels of `k x 32` floats,
+ * `panels[(p*k + kk)*32 + t] = B[kk][32p + t]` (zero past column n), 64-byte aligned. `bias` may be NULL
+ * (zero). Each element sums kk in increasing order from the bias. Returns 1 when done, 0 when this CPU lacks
+ * AVX-512 or the sizes are invalid (nothing written).
+ */
+int dk_panel_gemm(const float *a, long lda, long rows, const float *panels, long n, long k,
+                  const float *bias, float *c, long ldc);
+
+/** Floats of the panels `dk_panel_gemm` reads for a `k x n` B. */
+long dk_panel_floats(long n, long k);
+
+/**
  * `y[i] = gelu(x[i])`, exact (erf) form, for `count` values (`x == y` allowed), with fused multiply-adds and a
  * Newton-refined reciprocal: the erfc formula of DenseKit's Swift `VectorMath.gelu1` (Numerical Recipes' erfcc),
  * relative error below 2e-7 of the true GELU (max(1, |gelu|) scale), NaN kept, but NOT bit-identical to the

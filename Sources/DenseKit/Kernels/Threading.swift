@@ -48,6 +48,40 @@ public enum Threading {
             }
         }
     }
+
+    /// Runs `body(i)` for every `i` in `0..<count` on up to `threads` threads, each taking the next index as soon as
+    /// it is free (an uneven share when one core runs slower than the other, as the cores of a shared virtual
+    /// machine often do). For items of real size (a block of a GEMM): the hand-out costs a lock per item. Each
+    /// index is computed by one thread, so results do not depend on who runs it.
+    public static func dynamicFor(_ count: Int, _ body: (Int) -> Void) {
+        if count <= 0 { return }
+        let t = min(threads, count)
+        if t <= 1 {
+            for i in 0..<count { body(i) }
+            return
+        }
+        let next = ItemCounter()
+        withoutActuallyEscaping(body) { body in
+            DispatchQueue.concurrentPerform(iterations: t) { _ in
+                while let i = next.take(below: count) { body(i) }
+            }
+        }
+    }
+}
+
+/// The next index of a `Threading.dynamicFor` loop, shared by its threads.
+final class ItemCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = 0
+
+    /// The next index, or nil once `count` have been handed out.
+    func take(below count: Int) -> Int? {
+        lock.lock()
+        defer { lock.unlock() }
+        if value >= count { return nil }
+        value += 1
+        return value - 1
+    }
 }
 
 #if canImport(Glibc)

@@ -34,6 +34,47 @@ final class LinearAttentionKernelTests: XCTestCase {
         XCTAssertThrowsError(try LinearOperator(weight: w, bias: rng.tensor([8])))
     }
 
+    /// The panel GEMM (AVX-512) against float64 and against the same panels through BLAS (vector kernels off):
+    /// row counts around the 14-row tile and the 56-row block, widths around the 32-column panel, strided rows,
+    /// with and without bias, with GELU; also the same bits with one and two threads.
+    func testLinearPanelGemmTails() throws {
+        var rng = KAGenerator(seed: 77)
+        defer { KernelDispatch.allowVectorKernels = true; Threading.threads = 2 }
+        for (rows, inF, outF) in [(1, 1, 1), (13, 5, 17), (14, 64, 31), (15, 7, 32), (57, 33, 33), (113, 20, 70), (3, 96, 65)] {
+            for withBias in [false, true] {
+                let w = rng.tensor([outF, inF]), b = withBias ? rng.tensor([outF]) : nil
+                let op = try LinearOperator(weight: w, bias: b, activation: withBias ? .gelu : .none)
+                // inputs and outputs as views into wider rows (stride + 3)
+                let ldx = inF + 3, ldy = outF + 3
+                let x = (0..<rows * ldx).map { _ in rng.next() }
+                var want = [Float](repeating: 0, count: rows * outF)
+                for r in 0..<rows { for j in 0..<outF {
+                    var sum = Double(b?[j] ?? 0)
+                    for i in 0..<inF { sum += Double(x[r * ldx + i]) * Double(w[j, i]) }
+                    want[r * outF + j] = op.activation.apply(Float(sum))
+                } }
+                func run() -> [Float] {
+                    var y = [Float](repeating: .nan, count: rows * ldy)
+                    x.withUnsafeBufferPointer { xb in y.withUnsafeMutableBufferPointer { yb in
+                        op.forward(input: xb.baseAddress!, rows: rows, inputStride: ldx, output: yb.baseAddress!, outputStride: ldy)
+                    } }
+                    for r in 0..<rows { for j in outF..<ldy { XCTAssertTrue(y[r * ldy + j].isNaN, "padding written") } }
+                    return (0..<rows * outF).map { y[($0 / outF) * ldy + $0 % outF] }
+                }
+                let label = "rows \(rows) in \(inF) out \(outF) bias \(withBias)"
+                Threading.threads = 2
+                let fast = run()
+                assertClose(Tensor(shape: [rows, outF], values: fast), Tensor(shape: [rows, outF], values: want), tol: 1e-5, label)
+                Threading.threads = 1
+                XCTAssertEqual(run().map(\.bitPattern), fast.map(\.bitPattern), "\(label): 1 vs 2 threads")
+                KernelDispatch.allowVectorKernels = false
+                let plain = run()
+                KernelDispatch.allowVectorKernels = true
+                assertClose(Tensor(shape: [rows, outF], values: plain), Tensor(shape: [rows, outF], values: want), tol: 1e-5, "\(label) (BLAS)")
+            }
+        }
+    }
+
     func testMatmulBroadcasting() throws {
         var rng = KAGenerator(seed: 22)
         let a = rng.tensor([3, 1, 4, 5]), b = rng.tensor([2, 5, 6])

@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// Errors of the linear, matmul and attention kernels: shapes that do not fit.
@@ -17,9 +18,13 @@ public enum LinearError: Error, CustomStringConvertible, Sendable, Equatable {
 /// `torch.nn.functional.linear` (followed by the optional activation).
 ///
 /// Inputs are row-major `[rows, in]` (any leading dimensions flattened into rows), outputs
-/// `[rows, out]`. The weight is stored transposed (`[in, out]`) once at init so that the product is
-/// one plain `BLAS.sgemm`; the bias + activation epilogue is split over rows with a fixed
-/// partition. `forward` is reentrant.
+/// `[rows, out]`. The weight is packed once at init. On CPUs with AVX-512 it is cut into 32-column panels
+/// (`[ceil(out/32)][in][32]`) for DenseKit's own GEMM (`dk_panel_gemm`): rows are processed in blocks of
+/// `blockRows`, each block computed from the bias and finished (activation) while it is in cache, and the
+/// blocks are handed to whichever thread is free (`Threading.dynamicFor`), so no weight repacking per call and
+/// no separate bias or activation pass. Elsewhere the weight is stored transposed (`[in, out]`) for one plain
+/// `BLAS.sgemm` onto the bias and a parallel epilogue. Every output element sums over `in` in increasing order
+/// from the bias, whatever the thread count. `forward` is reentrant.
 public final class LinearOperator: @unchecked Sendable {
     /// Input features.
     public let inFeatures: Int
@@ -27,8 +32,13 @@ public final class LinearOperator: @unchecked Sendable {
     public let outFeatures: Int
     /// Activation applied after the bias.
     public let activation: Activation
-    /// `[in, out]` row-major.
+    /// `[in, out]` row-major, or (when `usesPanels`) the panels `dk_panel_gemm` reads. 64-byte aligned.
     let packedWeight: UnsafeMutablePointer<Float>
+    /// Whether `packedWeight` holds 32-column panels (the CPU has AVX-512).
+    let usesPanels: Bool
+    /// Rows per work item of the panel GEMM (four 14-row register tiles): small enough for a block of inputs
+    /// and outputs to stay in L2, enough items for the threads to share unevenly.
+    static let blockRows = 56
     let packedBias: UnsafeMutablePointer<Float>?
 
     /// Creates the layer.
@@ -62,11 +72,24 @@ public final class LinearOperator: @unchecked Sendable {
         inFeatures = inF
         outFeatures = rows
         self.activation = activation
-        let pw = UnsafeMutablePointer<Float>.allocate(capacity: inF * rows)
+        let panels = dk_has_avx512() != 0
+        usesPanels = panels
+        let count = panels ? dk_panel_floats(rows, inF) : inF * rows
+        let pw = UnsafeMutableRawPointer.allocate(byteCount: count * MemoryLayout<Float>.stride, alignment: 64)
+            .bindMemory(to: Float.self, capacity: count)
         weight.withUnsafeBufferPointer { w in
-            for o in 0..<rows {
-                let src = (rowOffset + o) * inF
-                for i in 0..<inF { pw[i * rows + o] = w[src + i] }
+            if panels {
+                // panels[(p*in + i)*32 + t] = weight[rowOffset + 32p + t][i], zero past the last row
+                pw.initialize(repeating: 0, count: count)
+                for o in 0..<rows {
+                    let src = (rowOffset + o) * inF, dst = (o / 32) * inF * 32 + o % 32
+                    for i in 0..<inF { pw[dst + i * 32] = w[src + i] }
+                }
+            } else {
+                for o in 0..<rows {
+                    let src = (rowOffset + o) * inF
+                    for i in 0..<inF { pw[i * rows + o] = w[src + i] }
+                }
             }
         }
         packedWeight = pw
@@ -100,6 +123,10 @@ public final class LinearOperator: @unchecked Sendable {
     /// Computes `rows` rows with arbitrary row strides (for views into wider buffers).
     func forward(input: UnsafePointer<Float>, rows: Int, inputStride: Int, output: UnsafeMutablePointer<Float>, outputStride: Int) {
         if rows <= 0 { return }
+        if usesPanels {
+            forwardPanels(input: input, rows: rows, inputStride: inputStride, output: output, outputStride: outputStride)
+            return
+        }
         if let bias = packedBias {
             // The bias first, then C += A B (beta 1): one pass over C fewer than zeroing it (OpenBLAS's beta
             // pass) and adding the bias afterwards; the sum is formed in the same order (A B, then + bias).
@@ -114,6 +141,40 @@ public final class LinearOperator: @unchecked Sendable {
                    b: packedWeight, ldb: outFeatures, c: output, ldc: outputStride)
         LinearOperator.rowEpilogue(output, rows: rows, columns: outFeatures, stride: outputStride,
                                    bias: nil, activation: activation)
+    }
+
+    /// `forward` with the weight in panels: blocks of `blockRows` rows by `dk_panel_gemm` (then the activation on
+    /// the block), taken by whichever thread is free. When the vector kernels are switched off (tests), the same
+    /// panels go through `BLAS.sgemm`, one 32-column panel at a time, onto the bias.
+    private func forwardPanels(input: UnsafePointer<Float>, rows: Int, inputStride: Int,
+                               output: UnsafeMutablePointer<Float>, outputStride: Int) {
+        let n = outFeatures, k = inFeatures, act = activation
+        let panels = UnsafePointer(packedWeight), bias = packedBias.map { UnsafePointer($0) }
+        guard KernelDispatch.avx512 else {
+            if let b = bias {
+                LinearOperator.fillBiasRows(output, rows: rows, columns: n, stride: outputStride, bias: b)
+            } else {
+                for r in 0..<rows { (output + r * outputStride).update(repeating: 0, count: n) }
+            }
+            for j in stride(from: 0, to: n, by: 32) {
+                BLAS.sgemm(m: rows, n: min(32, n - j), k: k, a: input, lda: inputStride, b: panels + (j / 32) * k * 32,
+                           ldb: 32, beta: 1, c: output + j, ldc: outputStride)
+            }
+            LinearOperator.rowEpilogue(output, rows: rows, columns: n, stride: outputStride, bias: nil, activation: act)
+            return
+        }
+        let block = LinearOperator.blockRows
+        Threading.dynamicFor((rows + block - 1) / block) { item in
+            let r0 = item * block, count = min(block, rows - r0)
+            let y = output + r0 * outputStride
+            _ = dk_panel_gemm(input + r0 * inputStride, inputStride, count, panels, n, k, bias, y, outputStride)
+            if act == .none { return }
+            if outputStride == n {
+                act.apply(y, count: count * n)
+            } else {
+                for r in 0..<count { act.apply(y + r * outputStride, count: n) }
+            }
+        }
     }
 
     /// `y[r, 0..<columns] = bias` for `rows` rows (row stride `stride`): the starting value of a GEMM that then
