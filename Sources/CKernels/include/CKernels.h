@@ -49,6 +49,20 @@ int dk_panel_gemm(const float *a, long lda, long rows, const float *panels, long
 long dk_panel_floats(long n, long k);
 
 /**
+ * 1x1 stride-1 convolution of one image (or group) for output pixels `[p0, p1)`: `y[o*hw + p] = act(bias[o] +
+ * sum_c W[o][c] * x[c*hw + p])` for `o < cout`, with the weights packed once as panels of 14 output channels,
+ * `wpanels[(q*cin + c)*14 + i] = W[14q + i][c]` (zero past cout), 64-byte aligned. `bias` may be NULL (zero);
+ * `relu` 1 applies max(0, y) with NaN kept. `xpack` is scratch of `cin * 32` floats, 64-byte aligned. Each
+ * element sums c in increasing order from the bias. Returns 1 when done, 0 when this CPU lacks AVX-512 or the
+ * sizes are invalid (nothing written).
+ */
+int dk_pointwise_conv(const float *x, long hw, long cin, const float *wpanels, long cout, const float *bias,
+                      int relu, float *y, long p0, long p1, float *xpack);
+
+/** Floats of the weight panels `dk_pointwise_conv` reads for `cout x cin` weights. */
+long dk_pointwise_panel_floats(long cout, long cin);
+
+/**
  * `y[i] = gelu(x[i])`, exact (erf) form, for `count` values (`x == y` allowed), with fused multiply-adds and a
  * Newton-refined reciprocal: the erfc formula of DenseKit's Swift `VectorMath.gelu1` (Numerical Recipes' erfcc),
  * relative error below 2e-7 of the true GELU (max(1, |gelu|) scale), NaN kept, but NOT bit-identical to the

@@ -139,6 +139,42 @@ final class ConvKernelTests: XCTestCase {
         }
     }
 
+    /// The 1x1 kernel on weight panels (AVX-512) against the reference convolution and against BLAS (vector kernels
+    /// off): output channels around the 14-channel panel, pixel counts around the 32-pixel block and the 16-block
+    /// work item, groups, each activation kind (none, fused ReLU, GELU after), batch 2; the same bits with 1 and 2
+    /// threads. A group's weights above the panel bound take the BLAS path.
+    func testPointwisePanelsTails() throws {
+        var rng = KAGenerator(seed: 19)
+        let saved = Threading.threads
+        defer { Threading.threads = saved; KernelDispatch.allowVectorKernels = true }
+        let cases: [(Int, Int, Int, Activation, [Int])] = [   // cin, cout, groups, activation, input shape
+            (1, 1, 1, .none, [1, 1, 1, 1]), (5, 13, 1, .relu, [2, 5, 3, 11]), (16, 14, 1, .gelu, [1, 16, 4, 8]),
+            (7, 15, 1, .none, [1, 7, 17, 31]), (24, 29, 1, .relu, [2, 24, 23, 29]), (12, 42, 3, .silu, [1, 12, 9, 61]),
+            (64, 70, 2, .relu, [1, 64, 40, 50]),
+        ]
+        for (cin, cout, groups, act, shape) in cases {
+            let p = Conv2dParameters(inChannels: cin, outChannels: cout, kernelH: 1, kernelW: 1, groups: groups, activation: act)
+            let w = rng.tensor([cout, cin / groups, 1, 1])
+            for bias in [nil, rng.tensor([cout])] {
+                let op = try Conv2dOperator(p, weight: w, bias: bias)
+                XCTAssertEqual(op.pointwisePanels, KernelDispatch.avx512)
+                let x = rng.tensor(shape)
+                let want = referenceConv2d(x, w, bias, p)
+                Threading.threads = 2
+                let two = op(x)
+                assertClose(two, want, tol: 2e-5, "\(p) bias \(bias != nil)")
+                Threading.threads = 1
+                assertBitIdentical(op(x), two, "\(p) 1 vs 2 threads")
+                KernelDispatch.allowVectorKernels = false
+                assertClose(op(x), want, tol: 2e-5, "\(p) vector kernels off")
+                KernelDispatch.allowVectorKernels = true
+            }
+        }
+        let big = Conv2dParameters(inChannels: 512, outChannels: 513, kernelH: 1, kernelW: 1)
+        let op = try Conv2dOperator(big, weight: rng.tensor([513, 512, 1, 1]), bias: nil)
+        XCTAssertFalse(op.pointwisePanels, "weights above the bound go to BLAS")
+    }
+
     /// With the im2col bound forced small, the tiled result equals the untiled one and the workspace respects the bound.
     func testTiledIm2colMatchesUntiled() throws {
         var rng = KAGenerator(seed: 3)
@@ -242,7 +278,7 @@ extension Conv2dOperator {
         let p = parameters
         let shape = [p.outChannels, p.inChannels / p.groups, p.kernelH, p.kernelW]
         let n = shape.reduce(1, *)
-        if path == .rowShift {
+        if path == .rowShift || pointwisePanels {
             let w = standardWeights()
             defer { w.deallocate() }
             return Tensor(shape: shape, values: Array(UnsafeBufferPointer(start: w, count: n)))

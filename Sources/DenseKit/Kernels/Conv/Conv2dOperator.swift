@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// A 2-D convolution with its weights packed once, matching
@@ -50,6 +51,13 @@ public final class Conv2dOperator: @unchecked Sendable {
     let packedWeight: UnsafeMutablePointer<Float>
     /// Bias `[C_out]` or nil.
     let packedBias: UnsafeMutablePointer<Float>?
+    /// `.pointwise` on DenseKit's own kernel (`dk_pointwise_conv`, the CPU has AVX-512 and one group's weights fit
+    /// `pointwisePanelBound` bytes, so they stay in L2 while the pixels stream past): `packedWeight` then holds, per
+    /// group, panels of 14 output channels (`[ceil(C_out/g/14)][C_in/g][14]`) instead of PyTorch's layout.
+    let pointwisePanels: Bool
+    /// Largest weight matrix of one group, in bytes, that the 1x1 kernel takes (larger ones go to `BLAS.sgemm`,
+    /// which blocks the weights for the cache).
+    static let pointwisePanelBound = 1 << 20
 
     /// Creates the operator and packs the weights.
     /// - Parameters:
@@ -81,7 +89,12 @@ public final class Conv2dOperator: @unchecked Sendable {
             path = .im2col
         }
         rowShiftPlan = path == .rowShift ? plan : nil
-        if path == .rowShift {
+        let panels = path == .pointwise && dk_has_avx512() != 0
+            && p.inChannelsPerGroup * p.outChannelsPerGroup * 4 <= Conv2dOperator.pointwisePanelBound
+        pointwisePanels = panels
+        if panels {
+            packedWeight = Conv2dOperator.pointwisePack(weight, p)
+        } else if path == .rowShift {
             packedWeight = Conv2dOperator.rowShiftPack(weight, p)
         } else if path == .winograd {
             packedWeight = WinogradConv.transformWeights(weight, cout: p.outChannels, cin: p.inChannels)
@@ -117,14 +130,41 @@ public final class Conv2dOperator: @unchecked Sendable {
         return dst
     }
 
+    /// Repacks 1x1 weights `[C_out, C_in/g, 1, 1]` into per-group panels of 14 output channels
+    /// (`dk_pointwise_conv`'s layout, zero past the group's last channel), 64-byte aligned.
+    static func pointwisePack(_ t: Tensor, _ p: Conv2dParameters) -> UnsafeMutablePointer<Float> {
+        let cinG = p.inChannelsPerGroup, coutG = p.outChannelsPerGroup
+        let per = dk_pointwise_panel_floats(coutG, cinG), n = max(1, per * p.groups)
+        let dst = UnsafeMutableRawPointer.allocate(byteCount: n * MemoryLayout<Float>.stride, alignment: 64)
+            .bindMemory(to: Float.self, capacity: n)
+        dst.initialize(repeating: 0, count: n)
+        t.withUnsafeBufferPointer { w in
+            for o in 0..<p.outChannels {
+                let g = o / coutG, ol = o - g * coutG
+                let base = g * per + (ol / 14) * cinG * 14 + ol % 14
+                for c in 0..<cinG { dst[base + c * 14] = w[o * cinG + c] }
+            }
+        }
+        return dst
+    }
+
     /// The PyTorch-layout weights, rebuilt from the row-shift packing (used when an image is too
-    /// wide for the row-shift tiles).
+    /// wide for the row-shift tiles) or from the 1x1 panels (when the vector kernels are switched off).
     func standardWeights() -> UnsafeMutablePointer<Float> {
         let p = parameters
         let cinG = p.inChannelsPerGroup, coutG = p.outChannelsPerGroup, kH = p.kernelH, kW = p.kernelW
         let kp = cinG * kW
         let n = p.outChannels * cinG * kH * kW
         let dst = UnsafeMutablePointer<Float>.allocate(capacity: max(1, n))
+        if pointwisePanels {
+            let per = dk_pointwise_panel_floats(coutG, cinG)
+            for o in 0..<p.outChannels {
+                let g = o / coutG, ol = o - g * coutG
+                let base = g * per + (ol / 14) * cinG * 14 + ol % 14
+                for c in 0..<cinG { dst[o * cinG + c] = packedWeight[base + c * 14] }
+            }
+            return dst
+        }
         for o in 0..<p.outChannels {
             let g = o / coutG, ol = o - g * coutG
             for c in 0..<cinG {
@@ -213,7 +253,15 @@ public final class Conv2dOperator: @unchecked Sendable {
             DepthwiseConv.forward(input: input, batch: batch, channels: p.inChannels, multiplier: p.outChannels / p.inChannels,
                                   geometry: g, weight: packedWeight, bias: packedBias, activation: p.activation, output: output)
         case .pointwise:
-            forwardPointwise(input: input, batch: batch, g: g, output: output)
+            if pointwisePanels && KernelDispatch.avx512 {
+                forwardPointwisePanels(input: input, batch: batch, g: g, output: output)
+            } else if pointwisePanels {
+                let w = standardWeights()
+                defer { w.deallocate() }
+                forwardPointwise(input: input, batch: batch, g: g, weight: w, output: output)
+            } else {
+                forwardPointwise(input: input, batch: batch, g: g, weight: packedWeight, output: output)
+            }
         case .winograd:
             let need = workspaceCount(batch: batch, height: height, width: width)
             let owned = workspace == nil ? UnsafeMutablePointer<Float>.allocate(capacity: max(1, need)) : nil
@@ -241,7 +289,8 @@ public final class Conv2dOperator: @unchecked Sendable {
     /// 1x1 stride-1 unpadded: the input planes are the GEMM's B directly. The bias is written
     /// into the output first and the GEMM accumulates onto it; with an activation the pixels are
     /// split into column tiles so that each tile's activation runs while it is still in cache.
-    private func forwardPointwise(input: UnsafePointer<Float>, batch: Int, g: ConvGeometry, output: UnsafeMutablePointer<Float>) {
+    private func forwardPointwise(input: UnsafePointer<Float>, batch: Int, g: ConvGeometry, weight: UnsafePointer<Float>,
+                                  output: UnsafeMutablePointer<Float>) {
         let p = parameters
         let cinG = p.inChannelsPerGroup, coutG = p.outChannelsPerGroup
         let hw = g.inPixels
@@ -264,12 +313,42 @@ public final class Conv2dOperator: @unchecked Sendable {
                 for grp in 0..<p.groups {
                     let x = input + (n * p.inChannels + grp * cinG) * hw + p0
                     let y = output + (n * p.outChannels + grp * coutG) * hw + p0
-                    BLAS.sgemm(m: coutG, n: cnt, k: cinG, a: packedWeight + grp * coutG * cinG, lda: cinG,
+                    BLAS.sgemm(m: coutG, n: cnt, k: cinG, a: weight + grp * coutG * cinG, lda: cinG,
                                b: x, ldb: hw, beta: biasPtr == nil ? 0 : 1, c: y, ldc: hw)
                 }
                 ConvEpilogue.apply(output: output + n * p.outChannels * hw, channels: p.outChannels, planeStride: hw,
                                    offset: p0, count: cnt, bias: nil, activation: p.activation)
                 p0 += cnt
+            }
+        }
+    }
+
+    /// 1x1 stride-1 unpadded on the weight panels (`dk_pointwise_conv`): work items of up to 16 blocks of 32
+    /// pixels of one image and group, each computed from the bias with ReLU fused (other activations run on the
+    /// item's pixels right after, in cache), taken by whichever thread is free.
+    private func forwardPointwisePanels(input: UnsafePointer<Float>, batch: Int, g: ConvGeometry,
+                                        output: UnsafeMutablePointer<Float>) {
+        let p = parameters
+        let cinG = p.inChannelsPerGroup, coutG = p.outChannelsPerGroup, groups = p.groups, hw = g.inPixels
+        let blocks = (hw + 31) / 32
+        let per = max(1, min(16, blocks / 8))
+        let itemsPerPlane = (blocks + per - 1) / per
+        let panelFloats = dk_pointwise_panel_floats(coutG, cinG)
+        let act = p.activation
+        let relu: Int32 = act == .relu ? 1 : 0
+        let weight = UnsafePointer(packedWeight), bias = packedBias.map { UnsafePointer($0) }
+        Threading.dynamicFor(batch * groups * itemsPerPlane) { item in
+            let part = item % itemsPerPlane, grp = (item / itemsPerPlane) % groups, n = item / (itemsPerPlane * groups)
+            let p0 = part * per * 32, p1 = min(hw, p0 + per * 32)
+            let xpack = UnsafeMutableRawPointer.allocate(byteCount: cinG * 32 * MemoryLayout<Float>.stride, alignment: 64)
+                .bindMemory(to: Float.self, capacity: cinG * 32)
+            defer { xpack.deallocate() }
+            let x = input + (n * p.inChannels + grp * cinG) * hw
+            let y = output + (n * p.outChannels + grp * coutG) * hw
+            _ = dk_pointwise_conv(x, hw, cinG, weight + grp * panelFloats, coutG, bias.map { $0 + grp * coutG }, relu,
+                                  y, p0, p1, xpack)
+            if act != .none && act != .relu {
+                for o in 0..<coutG { ConvEpilogue.applyPlane(y + o * hw + p0, count: p1 - p0, bias: 0, activation: act) }
             }
         }
     }
