@@ -86,6 +86,8 @@ public enum TokenClusterKernels {
         let m = cellsH * cellsW
         adaptivePool(x, height: height, width: width, channels: c, cellsH: cellsH, cellsW: cellsW, centres)
         if iters <= 0 { return }
+        if TokenClusterVector.iterate(x, height: height, width: width, channels: c, cellsH: cellsH, cellsW: cellsW,
+                                      window: window, iters: iters, temperature: temperature, centres: centres) { return }
         let n = height * width
         let r = (window - 1) / 2
         let slots = window * window
@@ -193,6 +195,9 @@ public enum TokenClusterKernels {
                                    channels c: Int, x: UnsafePointer<Float>, outChannels c2: Int, k: Int,
                                    temperature t: Float, stabilized: Bool,
                                    y: UnsafeMutablePointer<Float>, weights: UnsafeMutablePointer<Float>?) {
+        if TokenClusterVector.reconstruct(feat: feat, tokens: n, centres: centres, count: m, channels: c, x: x,
+                                          outChannels: c2, k: k, temperature: t, stabilized: stabilized,
+                                          y: y, weights: weights) { return }
         Threading.parallelFor(n, grain: 4) { tok in
             let row = UnsafeMutablePointer<Float>.allocate(capacity: 2 * m)
             defer { row.deallocate() }
