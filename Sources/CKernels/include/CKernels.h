@@ -148,16 +148,20 @@ long dk_token_reconstruct_scratch(long m);
 
 /**
  * Token reconstruction (spec token-clustering.md 3) of tokens `n0 ..< n1`: `feat` [N, c] and `centres`
- * [m, c] row-major, `x` [m, c2]; per token `W[j] = exp(-t * (||f - s_j||^2 - shift))` (shift = the row's
- * smallest distance when `stabilized` is 1, else 0), entries below the k-th largest set to 0 when
- * `1 <= k < m` (ties at the k-th value are kept; k = -1 or k = m keeps all), the row divided by
- * `max(||W||_2, 1e-12)` (norm summed in double), `y[n] = sum_j W[j] x[j]` ([N, c2]); `weights` ([N, m], or
- * NULL) receives the normalised row. `scratch` holds `dk_token_reconstruct_scratch(m)` floats (16-byte
- * aligned). Returns 1 when done, 0 when this CPU lacks AVX-512 or an argument is out of range
- * (nothing written).
+ * [m, c] row-major, `x` [m, c2]; per token `W[j] = exp(-t * (||f - s_j||^2 - shift))` (direct squared
+ * distances; shift = the row's smallest distance when `stabilized` is 1, else 0), entries below the k-th
+ * largest set to 0 when `1 <= k < m` (ties at the k-th value are kept; k = -1 or k = m keeps all), the row
+ * divided by `max(||W||_2, 1e-12)` (norm summed in double), `y[n] = sum_j W[j] x[j]` ([N, c2]); `weights`
+ * ([N, m], or NULL) receives the normalised row.
+ * `dots` ([N, m], `dots[n * m + j] = f_n . s_j` from any float32 GEMM, or NULL) lets a token with
+ * `1 <= k < m` screen the centres: only those that can reach the k-th weight (by an error bound on
+ * `|f|^2 + |s|^2 - 2 f.s`) get their direct distance; the result is the same as without `dots` (to the
+ * rounding of the norm), and a token falls back to all direct distances where the screen does not apply.
+ * `scratch` holds `dk_token_reconstruct_scratch(m)` floats (16-byte aligned). Returns 1 when done, 0 when
+ * this CPU lacks AVX-512 or an argument is out of range (nothing written).
  */
 int dk_token_reconstruct(const float *feat, long n0, long n1, const float *centres, long m, long c,
-                         const float *x, long c2, long k, float t, int stabilized,
+                         const float *x, long c2, long k, float t, int stabilized, const float *dots,
                          float *y, float *weights, float *scratch);
 
 #ifdef __cplusplus

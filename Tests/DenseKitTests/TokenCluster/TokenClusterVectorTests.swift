@@ -4,7 +4,8 @@ import XCTest
 /// The AVX-512 token clustering / reconstruction kernels (`TokenClusterVector`, C `token_cluster_avx512.c`)
 /// against the Swift loops of `TokenClusterKernels` they replace (spec `token-clustering.md` 2.4 and 3):
 /// odd grids and windows cut at the borders, channel counts that are not multiples of 16, class tokens,
-/// top-k with ties, keep-all, the stabilised mode and the weights output.
+/// top-k with ties (also through the screened path of `dk_token_reconstruct`), keep-all, the stabilised
+/// mode and the weights output.
 final class TokenClusterVectorTests: XCTestCase {
     override func setUpWithError() throws {
         try XCTSkipUnless(KernelDispatch.avx512, "this CPU has no AVX-512: only the Swift kernels run")
@@ -68,6 +69,25 @@ final class TokenClusterVectorTests: XCTestCase {
             XCTAssertEqual(wv.count, 2 * n * m)
             XCTAssertEqual(wv.count, ws.count)
             for (a, b) in zip(wv, ws) { XCTAssertEqual(a, b, accuracy: 2e-6, "weights N \(n) M \(m) k \(k)") }
+            XCTAssertEqual(wv.map { $0 != 0 }, ws.map { $0 != 0 }, "kept sets N \(n) M \(m) k \(k)")
+        }
+    }
+
+    /// Integer-valued tokens and centres: many exact ties at the k-th weight, which the screened path
+    /// (GEMM dot products, direct distances for the candidates only) must keep like the Swift loop.
+    func testScreenedReconstructionKeepsTies() throws {
+        var gen = KAGenerator(seed: 5)
+        let n = 96, m = 64, c = 16
+        func ints(_ count: Int) -> [Float] { (0..<count).map { _ in (gen.next() * 1.5).rounded() } }
+        let feat = Tensor(shape: [1, n, c], values: ints(n * c)), centres = Tensor(shape: [1, m, c], values: ints(m * c))
+        let x = gen.tensor([1, m, 24])
+        for k in [1, 4, 9] {
+            let layer = try TokenReconstruction(k: k, temperature: 0.2)
+            let r = try both { try layer(feat: feat, centres: centres, x: x, withWeights: true) }
+            let wv = r.vector.weights?.scalars ?? [], ws = r.swift.weights?.scalars ?? []
+            XCTAssertEqual(wv.map { $0 != 0 }, ws.map { $0 != 0 }, "k \(k)")
+            XCTAssertGreaterThan(wv.filter { $0 != 0 }.count, n * k, "ties keep more than k")
+            for (a, b) in zip(r.vector.y.scalars, r.swift.y.scalars) { XCTAssertEqual(a, b, accuracy: 2e-5 * max(1, abs(b))) }
         }
     }
 

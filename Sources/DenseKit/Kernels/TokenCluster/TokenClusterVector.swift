@@ -56,20 +56,30 @@ enum TokenClusterVector {
     }
 
     /// Token reconstruction of one image (spec 3), same arguments as `TokenClusterKernels.reconstruct`,
-    /// parallel over chunks of 64 tokens (each with its own scratch).
+    /// parallel over chunks of 64 tokens (each with its own scratch). With `1 <= k < M` the dot products
+    /// `feat . centres^T` `[N, M]` come first from `BLAS.sgemm` and screen the centres per token.
     /// - Returns: false (nothing written) when this CPU lacks AVX-512.
     static func reconstruct(feat: UnsafePointer<Float>, tokens n: Int, centres: UnsafePointer<Float>, count m: Int,
                             channels c: Int, x: UnsafePointer<Float>, outChannels c2: Int, k: Int,
                             temperature t: Float, stabilized: Bool,
                             y: UnsafeMutablePointer<Float>, weights: UnsafeMutablePointer<Float>?) -> Bool {
         guard KernelDispatch.avx512, m >= 1, c >= 1, c2 >= 1, k != 0, k <= m else { return false }
+        // With a top-k threshold, f.s_j for all pairs by one GEMM lets each token compute direct distances only
+        // for the few centres that can reach its k-th weight (the C kernel's screen; same result).
+        let screen = k >= 1 && k < m
+        let dots: UnsafeMutablePointer<Float>? = screen ? .allocate(capacity: n * m) : nil
+        defer { dots?.deallocate() }
+        if let dots {
+            BLAS.sgemm(transA: false, transB: true, m: n, n: m, k: c, a: feat, lda: c, b: centres, ldb: c, c: dots, ldc: m)
+        }
         let chunk = 64
         let scratchCount = dk_token_reconstruct_scratch(m)
         Threading.parallelFor((n + chunk - 1) / chunk) { p in
             let scratch = UnsafeMutablePointer<Float>.allocate(capacity: scratchCount)
             defer { scratch.deallocate() }
             let n0 = p * chunk, n1 = min(n, n0 + chunk)
-            _ = dk_token_reconstruct(feat, n0, n1, centres, m, c, x, c2, k, t, stabilized ? 1 : 0, y, weights, scratch)
+            _ = dk_token_reconstruct(feat, n0, n1, centres, m, c, x, c2, k, t, stabilized ? 1 : 0, dots.map { UnsafePointer($0) },
+                                     y, weights, scratch)
         }
         return true
     }
