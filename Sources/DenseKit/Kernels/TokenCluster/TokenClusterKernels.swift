@@ -73,7 +73,8 @@ public enum TokenClusterKernels {
         }
     }
 
-    /// Token clustering of one image (spec 2.1-2.4), local-window form.
+    /// Token clustering of one image (spec 2.1-2.4), local-window form. The iterations run in the AVX-512
+    /// kernels (`TokenClusterVector.iterate`) where the CPU has them, else in the Swift loops below.
     ///
     /// - Parameters:
     ///   - x: patch tokens `[N, C]`, N = H*W row-major (no class token).
@@ -180,7 +181,8 @@ public enum TokenClusterKernels {
         }
     }
 
-    /// Token reconstruction of one image (spec 3).
+    /// Token reconstruction of one image (spec 3): the AVX-512 kernel (`TokenClusterVector.reconstruct`)
+    /// where the CPU has it, else the Swift loop below.
     ///
     /// - Parameters:
     ///   - feat: F `[N, C]`, the tokens saved before clustering.
