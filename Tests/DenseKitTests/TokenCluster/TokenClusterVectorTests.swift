@@ -1,7 +1,8 @@
 import XCTest
 @testable import DenseKit
 
-/// The AVX-512 token clustering / reconstruction kernels (`TokenClusterVector`, C `token_cluster_avx512.c`)
+/// The AVX-512 token clustering / reconstruction kernels (`TokenClusterVector`, C `token_cluster_avx512.c`,
+/// `token_recon_avx512.c`)
 /// against the Swift loops of `TokenClusterKernels` they replace (spec `token-clustering.md` 2.4 and 3):
 /// odd grids and windows cut at the borders, channel counts that are not multiples of 16, class tokens,
 /// top-k with ties (also through the screened path of `dk_token_reconstruct`), keep-all, the stabilised

@@ -1,7 +1,7 @@
 import CKernels
 
 /// AVX-512 paths of the token clustering and reconstruction layers (spec `token-clustering.md`
-/// sections 2.4 and 3), calling the C kernels of `token_cluster_avx512.c`. Same contracts as the
+/// sections 2.4 and 3), calling the C kernels of `token_cluster_avx512.c` / `token_recon_avx512.c`. Same contracts as the
 /// Swift loops in `TokenClusterKernels` (which run on CPUs without AVX-512); results agree to float32
 /// rounding (different summation order, FMA, a polynomial exp).
 enum TokenClusterVector {
