@@ -141,6 +141,49 @@ int dk_axial_sequence(const dk_axial_geometry *g, const float *qkv, const float 
                       const float *valueTable, const float *simScale, const float *simShift,
                       const float *retScale, const float *retShift, float *out, float *scratch);
 
+/**
+ * Soft assignment of the tokens of one home cell in the token clustering layer (spec token-clustering.md
+ * 2.3-2.4): for token rows `x + tokenRows[i]` (i < nt) and candidate centres `centres + centreRows[j]`
+ * (j < nc; the window around the home cell), `c` floats each, writes
+ * `aff[i * nc + j] = softmax_j(-t * ||x_i - s_j||^2)` (direct squared distance in float32 lanes; the
+ * per-token maximum subtracted; exp with gradual underflow as float32 expf).
+ * Returns 1 when done, 0 when this CPU lacks AVX-512 or a size is out of range (nothing written).
+ */
+int dk_token_cluster_affinity(const float *x, const long *tokenRows, long nt, const float *centres,
+                              const long *centreRows, long nc, long c, float t, float *aff);
+
+/**
+ * Centre update of the token clustering layer (spec 2.4) for centres `m0 ..< m1`: centre m is fed by the pairs
+ * `i` in `pairStart[m] ..< pairStart[m + 1]`, token row `x + pairRows[i]`, weight `w_i = aff[pairAff[i]]`;
+ * `centres[m * c + k] = (sum_i w_i x[pairRows[i] + k]) / max(den, 1e-16)` with `den = sum w_i` in double
+ * rounded to float (a centre with no weight becomes the zero vector), k < c. Each channel sums the even and
+ * the odd pairs in order, then adds the two. Returns 1 when done, 0 when this CPU lacks AVX-512 (nothing
+ * written).
+ */
+int dk_token_cluster_update(const float *x, const long *pairStart, const long *pairRows, const float *aff,
+                            const long *pairAff, long m0, long m1, long c, float *centres);
+
+/** Floats of scratch `dk_token_reconstruct` needs for `m` centres (one thread's share). */
+long dk_token_reconstruct_scratch(long m);
+
+/**
+ * Token reconstruction (spec token-clustering.md 3) of tokens `n0 ..< n1`: `feat` [N, c] and `centres`
+ * [m, c] row-major, `x` [m, c2]; per token `W[j] = exp(-t * (||f - s_j||^2 - shift))` (direct squared
+ * distances; shift = the row's smallest distance when `stabilized` is 1, else 0), entries below the k-th
+ * largest set to 0 when `1 <= k < m` (ties at the k-th value are kept; k = -1 or k = m keeps all), the row
+ * divided by `max(||W||_2, 1e-12)` (norm summed in double), `y[n] = sum_j W[j] x[j]` ([N, c2]); `weights`
+ * ([N, m], or NULL) receives the normalised row.
+ * `dots` ([N, m], `dots[n * m + j] = f_n . s_j` from any float32 GEMM, or NULL) lets a token with
+ * `1 <= k < m` screen the centres: only those that can reach the k-th weight (by an error bound on
+ * `|f|^2 + |s|^2 - 2 f.s`) get their direct distance; the result is the same as without `dots` (to the
+ * rounding of the norm), and a token falls back to all direct distances where the screen does not apply.
+ * `scratch` holds `dk_token_reconstruct_scratch(m)` floats (16-byte aligned). Returns 1 when done, 0 when
+ * this CPU lacks AVX-512 or an argument is out of range (nothing written).
+ */
+int dk_token_reconstruct(const float *feat, long n0, long n1, const float *centres, long m, long c,
+                         const float *x, long c2, long k, float t, int stabilized, const float *dots,
+                         float *y, float *weights, float *scratch);
+
 #ifdef __cplusplus
 }
 #endif

@@ -73,7 +73,8 @@ public enum TokenClusterKernels {
         }
     }
 
-    /// Token clustering of one image (spec 2.1-2.4), local-window form.
+    /// Token clustering of one image (spec 2.1-2.4), local-window form. The iterations run in the AVX-512
+    /// kernels (`TokenClusterVector.iterate`) where the CPU has them, else in the Swift loops below.
     ///
     /// - Parameters:
     ///   - x: patch tokens `[N, C]`, N = H*W row-major (no class token).
@@ -86,6 +87,8 @@ public enum TokenClusterKernels {
         let m = cellsH * cellsW
         adaptivePool(x, height: height, width: width, channels: c, cellsH: cellsH, cellsW: cellsW, centres)
         if iters <= 0 { return }
+        if TokenClusterVector.iterate(x, height: height, width: width, channels: c, cellsH: cellsH, cellsW: cellsW,
+                                      window: window, iters: iters, temperature: temperature, centres: centres) { return }
         let n = height * width
         let r = (window - 1) / 2
         let slots = window * window
@@ -178,7 +181,8 @@ public enum TokenClusterKernels {
         }
     }
 
-    /// Token reconstruction of one image (spec 3).
+    /// Token reconstruction of one image (spec 3): the AVX-512 kernel (`TokenClusterVector.reconstruct`)
+    /// where the CPU has it, else the Swift loop below.
     ///
     /// - Parameters:
     ///   - feat: F `[N, C]`, the tokens saved before clustering.
@@ -193,6 +197,9 @@ public enum TokenClusterKernels {
                                    channels c: Int, x: UnsafePointer<Float>, outChannels c2: Int, k: Int,
                                    temperature t: Float, stabilized: Bool,
                                    y: UnsafeMutablePointer<Float>, weights: UnsafeMutablePointer<Float>?) {
+        if TokenClusterVector.reconstruct(feat: feat, tokens: n, centres: centres, count: m, channels: c, x: x,
+                                          outChannels: c2, k: k, temperature: t, stabilized: stabilized,
+                                          y: y, weights: weights) { return }
         Threading.parallelFor(n, grain: 4) { tok in
             let row = UnsafeMutablePointer<Float>.allocate(capacity: 2 * m)
             defer { row.deallocate() }
