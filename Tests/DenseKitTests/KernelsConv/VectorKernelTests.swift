@@ -213,4 +213,29 @@ final class WinogradConvTests: XCTestCase {
         }
         XCTAssertGreaterThan(ran, 100)
     }
+
+    /// Products on BLAS (one U[ξν] above the 1x1 kernel's weight bound) and on the panels give the reference too,
+    /// the panel case with more tiles than one work item and the same bits with 1 and 2 threads.
+    func testWinogradProductPaths() throws {
+        try XCTSkipUnless(KernelDispatch.avx512, "this CPU has no AVX-512")
+        var gen = KAGenerator(seed: 321)
+        let saved = Threading.threads
+        defer { Threading.threads = saved }
+        for (cin, cout, h, w) in [(520, 512, 5, 7), (40, 30, 75, 90)] {
+            XCTAssertEqual(WinogradConv.usesPanels(cout: cout, cin: cin), cin * cout * 4 <= Conv2dOperator.pointwisePanelBound)
+            let p = Conv2dParameters(inChannels: cin, outChannels: cout, kernelH: 3, kernelW: 3, padH: 1, padW: 1, activation: .relu)
+            let x = gen.tensor([1, cin, h, w]), wt = gen.tensor([cout, cin, 3, 3]), b = gen.tensor([cout])
+            let op = try Conv2dOperator(p, weight: wt, bias: b)
+            XCTAssertEqual(op.path, .winograd)
+            Threading.threads = 2
+            let got = try op.checkedCall(x)
+            Threading.threads = 1
+            assertBitIdentical(try op.checkedCall(x), got, "cin \(cin) cout \(cout): 1 vs 2 threads")
+            let want = referenceConv2d(x, wt, b, p)
+            var worst: Float = 0
+            for (a, r) in zip(got.scalars, want.scalars) { worst = max(worst, abs(a - r) / max(1, abs(r))) }
+            // float32 rounding of 9 * C_in-term sums (|y| up to ~70 at C_in 520) and of the transforms
+            XCTAssertLessThan(worst, cin > 100 ? 1e-4 : 2e-5, "cin \(cin) cout \(cout)")
+        }
+    }
 }

@@ -3,7 +3,9 @@ import CKernels
 /// 3x3 stride-1 convolution by Winograd's minimal filtering F(2x2, 3x3) (Lavin & Gray, "Fast Algorithms for
 /// Convolutional Neural Networks", CVPR 2016): per 2x2 output block, `Y = A^T [ (G g G^T) ⊙ (B^T d B) ] A`,
 /// 16 multiplies instead of 36. The element-wise products over all channels become 16 GEMMs
-/// `M[ξν] = U[ξν] · V[ξν]` (`[C_out, C_in] x [C_in, tiles]`), run by `BLAS.sgemm`; the input and output
+/// `M[ξν] = U[ξν] · V[ξν]` (`[C_out, C_in] x [C_in, tiles]`): DenseKit's 1x1 kernel `dk_pointwise_conv` over
+/// `U` packed once in 14-channel panels (work items of 32-tile blocks of one ξν, taken by whichever thread is
+/// free) when one `U[ξν]` fits `Conv2dOperator.pointwisePanelBound`, else `BLAS.sgemm`; the input and output
 /// transforms are AVX-512 kernels (`CKernels`), so this path exists only on CPUs that have it.
 ///
 /// Weights are transformed once at load, in float64: `U[ξν][o][c] = (G g[o][c] G^T)[ξ][ν]`,
@@ -19,10 +21,24 @@ enum WinogradConv {
             && p.inChannels >= 16 && p.outChannels >= 16
     }
 
-    /// `U` `[16, C_out, C_in]` from PyTorch's `[C_out, C_in, 3, 3]` (freshly allocated, 64-byte aligned).
+    /// Whether the 16 products run on `dk_pointwise_conv` (one `U[ξν]` within the 1x1 kernel's weight bound).
+    static func usesPanels(cout: Int, cin: Int) -> Bool {
+        cout * cin * 4 <= Conv2dOperator.pointwisePanelBound
+    }
+
+    /// Floats of one `U[ξν]` as stored: 14-channel panels (`usesPanels`) or `[C_out, C_in]`.
+    static func matrixFloats(cout: Int, cin: Int) -> Int {
+        usesPanels(cout: cout, cin: cin) ? dk_pointwise_panel_floats(cout, cin) : cout * cin
+    }
+
+    /// `U` for the 16 products from PyTorch's `[C_out, C_in, 3, 3]` (freshly allocated, 64-byte aligned): per ξν,
+    /// `[C_out, C_in]` row-major, or 14-output-channel panels `[(o/14)][c][o%14]` (zero past C_out) when
+    /// `usesPanels`.
     static func transformWeights(_ w: Tensor, cout: Int, cin: Int) -> UnsafeMutablePointer<Float> {
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: 16 * cout * cin * 4, alignment: 64)
-        let u = raw.bindMemory(to: Float.self, capacity: 16 * cout * cin)
+        let per = matrixFloats(cout: cout, cin: cin), panels = usesPanels(cout: cout, cin: cin)
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: 16 * per * 4, alignment: 64)
+        let u = raw.bindMemory(to: Float.self, capacity: 16 * per)
+        u.initialize(repeating: 0, count: 16 * per)
         let g: [[Double]] = [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]]
         let s = w.scalars
         for o in 0..<cout {
@@ -34,7 +50,8 @@ enum WinogradConv {
                     for j in 0..<4 {
                         var a = 0.0
                         for t in 0..<3 { a += gg[i][t] * g[j][t] }
-                        u[((i * 4 + j) * cout + o) * cin + c] = Float(a)
+                        let base = (i * 4 + j) * per
+                        u[panels ? base + (o / 14) * cin * 14 + c * 14 + o % 14 : base + o * cin + c] = Float(a)
                     }
                 }
             }
@@ -51,6 +68,31 @@ enum WinogradConv {
     static func workspaceCount(_ p: Conv2dParameters, outH: Int, outW: Int) -> Int {
         let tiles = ((outH + 1) / 2) * ((outW + 1) / 2)
         return 16 * (p.inChannels + p.outChannels) * chunkTiles(tiles: tiles, cin: p.inChannels, cout: p.outChannels)
+    }
+
+    /// `M[k] = U[k] · V[k]` for the 16 ξν of one chunk of `tiles` tiles (`V[k]` `[C_in, tiles]`, `M[k]`
+    /// `[C_out, tiles]`, both row-major).
+    static func products(u: UnsafePointer<Float>, v: UnsafePointer<Float>, m: UnsafeMutablePointer<Float>,
+                         cin: Int, cout: Int, tiles: Int) {
+        let per = matrixFloats(cout: cout, cin: cin)
+        guard usesPanels(cout: cout, cin: cin) else {
+            for k in 0..<16 {
+                BLAS.sgemm(m: cout, n: tiles, k: cin, a: u + k * per, lda: cin,
+                           b: v + k * cin * tiles, ldb: tiles, c: m + k * cout * tiles, ldc: tiles)
+            }
+            return
+        }
+        let blocks = (tiles + 31) / 32
+        let perItem = max(1, min(16, blocks / 2))
+        let itemsPerProduct = (blocks + perItem - 1) / perItem
+        Threading.dynamicFor(16 * itemsPerProduct) { item in
+            let k = item / itemsPerProduct, t0 = (item % itemsPerProduct) * perItem * 32
+            let xpack = UnsafeMutableRawPointer.allocate(byteCount: cin * 32 * MemoryLayout<Float>.stride, alignment: 64)
+                .bindMemory(to: Float.self, capacity: cin * 32)
+            defer { xpack.deallocate() }
+            _ = dk_pointwise_conv(v + k * cin * tiles, tiles, cin, u + k * per, cout, nil, 0, m + k * cout * tiles,
+                                  t0, min(tiles, t0 + perItem * 32), xpack)
+        }
     }
 
     /// Runs the convolution for `batch` images (see `Conv2dOperator.forward`); `workspace` holds
@@ -74,10 +116,7 @@ enum WinogradConv {
                     let c0 = part * cb
                     _ = dk_winograd_input(x, cin, g.height, g.width, g.padTop, g.padLeft, tw, t0, cnt, c0, min(cin, c0 + cb), v)
                 }
-                for k in 0..<16 {
-                    BLAS.sgemm(m: cout, n: cnt, k: cin, a: u + k * cout * cin, lda: cin,
-                               b: v + k * cin * cnt, ldb: cnt, c: m + k * cout * cnt, ldc: cnt)
-                }
+                products(u: u, v: v, m: m, cin: cin, cout: cout, tiles: cnt)
                 let ob = max(1, (cout + 15) / 16)
                 Threading.parallelFor((cout + ob - 1) / ob) { part in
                     let o0 = part * ob
