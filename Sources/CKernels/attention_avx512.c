@@ -1,6 +1,7 @@
-/* Attention over keys/values read in place, AVX-512F (see CKernels.h). Per call the keys are copied once,
- * transposed and zero-padded, to KT[dq][Lp] (Lp = L rounded up to 16), and the values to a contiguous
- * V[L][dv]. Per block of up to QB = 24 queries:
+/* Attention over keys/values read in place, AVX-512F (see CKernels.h). The keys are copied once, transposed
+ * and zero-padded, to KT[dq][Lp] (Lp = L rounded up to 16), and the values to a contiguous V[L][dv]: per call
+ * (dk_attention_rows), or once per head for several calls on blocks of queries (dk_attention_pack, then
+ * dk_attention_packed). Per block of up to QB = 24 queries:
  *  - scores S[i][u] = scale*q_i . k_u by a 6-query x 64-key register tile (24 accumulators; per d six
  *    broadcast query elements and four key vectors for 24 FMAs);
  *  - softmax along u per query (max, exp by dk_exp512_fma, sum), the padding keys excluded;
@@ -23,9 +24,11 @@
 
 static long round16(long n) { return (n + 15) & ~15L; }
 
+long dk_attention_packed_floats(long L, int dq, int dv);
+long dk_attention_query_scratch(long L, int dq, int dv);
+
 long dk_attention_scratch(long L, int dq, int dv) {
-    long lp = round16(L < 1 ? 1 : L);
-    return lp * (long)dq + lp * (long)dv + QB * lp + QB * (long)dq + QB * (long)dv + 64;
+    return dk_attention_packed_floats(L, dq, dv) + dk_attention_query_scratch(L, dq, dv);
 }
 
 /* Scores of queries [i0, i0 + ni) (ni <= QR) against keys [u0, u1) (a multiple of 16 wide): S[i][u], i
@@ -135,17 +138,11 @@ static void values_tile(const float *V, int dv, const float *S, long lp, int i0,
         for (int j = 0; j < nv; j++) _mm512_mask_storeu_ps(A + (long)(i0 + i) * dv + d0 + 16 * j, j == nv - 1 ? last : (__mmask16)0xFFFF, acc[i][j]);
 }
 
-__attribute__((target("avx512f")))
-static void attention_rows_512(const float *base, const long *queryRows, long nq, const long *keyRows, long L,
-                               long keyOffset, long valueOffset, int dq, int dv, float scale,
-                               float *out, const long *outRows, float *scratch) {
+/* KT[dq][lp] (zero past L) and V[L][dv] of keys keyRows[u] + keyOffset / + valueOffset, into `packed`. */
+static void attention_pack(const float *base, const long *keyRows, long L, long keyOffset, long valueOffset,
+                           int dq, int dv, float *packed) {
     long lp = round16(L);
-    float *KT = scratch;                    /* [dq][lp] */
-    float *V = KT + lp * (long)dq;          /* [L][dv], contiguous copy of the values */
-    float *S = V + lp * (long)dv;           /* [QB][lp] */
-    float *Q = S + QB * lp;                 /* [QB][dq] */
-    float *inv = Q + QB * (long)dq;         /* [QB] */
-    float *A = inv + QB;                    /* [QB][dv] value accumulators */
+    float *KT = packed, *V = packed + lp * (long)dq;
     for (long u = 0; u < L; u++) {
         const float *k = base + keyRows[u] + keyOffset;
         for (int d = 0; d < dq; d++) KT[(long)d * lp + u] = k[d];
@@ -155,6 +152,18 @@ static void attention_rows_512(const float *base, const long *queryRows, long nq
         const float *v = base + keyRows[u] + valueOffset;
         for (int d = 0; d < dv; d++) V[u * (long)dv + d] = v[d];
     }
+}
+
+__attribute__((target("avx512f")))
+static void attention_queries_512(const float *base, const long *queryRows, long nq, long L, int dq, int dv,
+                                  float scale, const float *packed, float *out, const long *outRows, float *scratch) {
+    long lp = round16(L);
+    const float *KT = packed;               /* [dq][lp] */
+    const float *V = KT + lp * (long)dq;    /* [L][dv] */
+    float *S = scratch;                     /* [QB][lp] */
+    float *Q = S + QB * lp;                 /* [QB][dq] */
+    float *inv = Q + QB * (long)dq;         /* [QB] */
+    float *A = inv + QB;                    /* [QB][dv] value accumulators */
     for (long q0 = 0; q0 < nq; q0 += QB) {
         int nb = (int)(nq - q0 < QB ? nq - q0 : QB);
         for (int i = 0; i < nb; i++) {
@@ -188,11 +197,39 @@ static void attention_rows_512(const float *base, const long *queryRows, long nq
     }
 }
 
+long dk_attention_packed_floats(long L, int dq, int dv) {
+    long lp = round16(L < 1 ? 1 : L);
+    return lp * (long)dq + lp * (long)dv;
+}
+
+long dk_attention_query_scratch(long L, int dq, int dv) {
+    long lp = round16(L < 1 ? 1 : L);
+    return QB * lp + QB * (long)dq + QB * (long)dv + QB + 64;
+}
+
+int dk_attention_pack(const float *base, const long *keyRows, long L, long keyOffset, long valueOffset,
+                      int dq, int dv, float *packed) {
+    if (!dk_has_avx512()) return 0;
+    if (L < 1 || dq < 1 || dv < 1) return 0;
+    attention_pack(base, keyRows, L, keyOffset, valueOffset, dq, dv, packed);
+    return 1;
+}
+
+int dk_attention_packed(const float *base, const long *queryRows, long nq, long L, int dq, int dv, float scale,
+                        const float *packed, float *out, const long *outRows, float *scratch) {
+    if (!dk_has_avx512()) return 0;
+    if (nq < 0 || L < 1 || dq < 1 || dv < 1) return 0;
+    attention_queries_512(base, queryRows, nq, L, dq, dv, scale, packed, out, outRows, scratch);
+    return 1;
+}
+
 int dk_attention_rows(const float *base, const long *queryRows, long nq, const long *keyRows, long L,
                       long keyOffset, long valueOffset, int dq, int dv, float scale,
                       float *out, const long *outRows, float *scratch) {
     if (!dk_has_avx512()) return 0;
     if (nq < 0 || L < 1 || dq < 1 || dv < 1) return 0;
-    attention_rows_512(base, queryRows, nq, keyRows, L, keyOffset, valueOffset, dq, dv, scale, out, outRows, scratch);
+    attention_pack(base, keyRows, L, keyOffset, valueOffset, dq, dv, scratch);
+    attention_queries_512(base, queryRows, nq, L, dq, dv, scale, scratch, out, outRows,
+                          scratch + dk_attention_packed_floats(L, dq, dv));
     return 1;
 }

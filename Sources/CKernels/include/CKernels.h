@@ -88,6 +88,23 @@ int dk_attention_rows(const float *base, const long *queryRows, long nq, const l
 long dk_attention_scratch(long L, int dq, int dv);
 
 /**
+ * The same attention in two steps, so that several threads can share one head's keys and values:
+ * `dk_attention_pack` copies the keys (transposed, zero-padded) and values of `keyRows` (as in
+ * `dk_attention_rows`) into `packed` (`dk_attention_packed_floats(L, dq, dv)` floats); `dk_attention_packed`
+ * then computes the queries `queryRows` against them (`scratch`: `dk_attention_query_scratch(L, dq, dv)`
+ * floats per concurrent call). Same results, bit for bit, as `dk_attention_rows`. Each returns 1 when done, 0
+ * when this CPU lacks AVX-512 or a size is out of range (nothing written).
+ */
+int dk_attention_pack(const float *base, const long *keyRows, long L, long keyOffset, long valueOffset,
+                      int dq, int dv, float *packed);
+int dk_attention_packed(const float *base, const long *queryRows, long nq, long L, int dq, int dv, float scale,
+                        const float *packed, float *out, const long *outRows, float *scratch);
+/** Floats of one head's packed keys and values (`dk_attention_pack`). */
+long dk_attention_packed_floats(long L, int dq, int dv);
+/** Floats of scratch of one `dk_attention_packed` call. */
+long dk_attention_query_scratch(long L, int dq, int dv);
+
+/**
  * In-place row softmax of `x * scale` for `rows` rows of `cols` floats (row stride `cols`): the max,
  * Cephes exp of the shifted values (as the other kernels), then division by the row sum. A NaN in a
  * row gives NaN there. Returns 1 when done, 0 when this CPU lacks AVX-512 (nothing written).

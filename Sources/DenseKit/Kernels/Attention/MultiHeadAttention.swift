@@ -109,46 +109,51 @@ public final class MultiHeadAttention: @unchecked Sendable {
         try callAsFunction(query: x, key: x, value: x)
     }
 
-    /// Query blocks per (image, head) of the vector path: enough work items for two per thread, but as few as
-    /// that allows, since each item copies its head's keys and values once (transposed keys, packed values).
-    static func vectorBlocks(batch: Int, heads: Int, tokens: Int, threads: Int) -> Int {
-        let perHead = max(1, (2 * threads + batch * heads - 1) / max(1, batch * heads))
-        return min(perHead, max(1, tokens / 16))
-    }
+    /// Queries per work item of the vector path (two of the kernel's 24-query blocks): many small items, so that
+    /// a faster core takes more of them.
+    static let vectorBlockQueries = 48
 
-    /// Self-attention of all heads of all images with the AVX-512 kernel `dk_attention_rows` (sixteen queries
-    /// per vector, scores and softmax kept per block of queries, keys and values read in place from the fused
-    /// projection): `qkv` is `[B, L, 3E]` (`q | k | v` per row), `out` `[B, L, E]`. Work items are (image,
-    /// head, block of queries), spread over the threads; no BLAS call, so no hand-over between
-    /// OpenBLAS's threads and ours inside the attention. Returns false (nothing written) when the CPU lacks
-    /// AVX-512 or vector kernels are off; the caller then runs the GEMM path.
+    /// Self-attention of all heads of all images with the AVX-512 kernels (`CKernels`): `qkv` is `[B, L, 3E]`
+    /// (`q | k | v` per row), `out` `[B, L, E]`. First each (image, head)'s keys and values are packed once
+    /// (`dk_attention_pack`: keys transposed, values contiguous); then blocks of `vectorBlockQueries` queries
+    /// (`dk_attention_packed`: scores, softmax and value sums per 24-query block) are handed to whichever thread
+    /// is free (`Threading.dynamicFor`). No BLAS call, so no hand-over between OpenBLAS's threads and ours.
+    /// Returns false (nothing written) when the CPU lacks AVX-512 or vector kernels are off; the caller then
+    /// runs the GEMM path.
     static func vectorHeads(qkv: UnsafePointer<Float>, embedDim e: Int, heads nh: Int, batch: Int, tokens l: Int,
                             scale: Float, out: UnsafeMutablePointer<Float>) -> Bool {
         guard KernelDispatch.avx512, l > 0, nh > 0, e % nh == 0 else { return false }
-        let d = e / nh, ld = 3 * e
-        let blocks = vectorBlocks(batch: batch, heads: nh, tokens: l, threads: Threading.threads)
-        let blockRows = (l + blocks - 1) / blocks
-        let items = batch * nh * blocks
-        let scratchCount = dk_attention_scratch(l, Int32(d), Int32(d))
-        let flag = UnsafeMutablePointer<Bool>.allocate(capacity: items)
+        let d = e / nh, ld = 3 * e, dim = Int32(d)
+        let heads = batch * nh
+        let packedCount = dk_attention_packed_floats(l, dim, dim)
+        let packed = UnsafeMutablePointer<Float>.allocate(capacity: heads * packedCount)
+        defer { packed.deallocate() }
+        let flag = UnsafeMutablePointer<Bool>.allocate(capacity: heads)
         defer { flag.deallocate() }
-        flag.initialize(repeating: true, count: items)
-        Threading.parallelFor(items) { item in
-            let blk = item % blocks, h = (item / blocks) % nh, n = item / (blocks * nh)
-            let q0 = blk * blockRows, nq = max(0, min(blockRows, l - q0))
-            let rows = UnsafeMutablePointer<Int>.allocate(capacity: l + 2 * nq)
+        flag.initialize(repeating: true, count: heads)
+        Threading.parallelFor(heads) { item in
+            let h = item % nh, n = item / nh
+            let keyRows = UnsafeMutablePointer<Int>.allocate(capacity: l)
+            defer { keyRows.deallocate() }
+            for u in 0..<l { keyRows[u] = (n * l + u) * ld + h * d }
+            flag[item] = dk_attention_pack(qkv, keyRows, l, e, 2 * e, dim, dim, packed + item * packedCount) != 0
+        }
+        guard (0..<heads).allSatisfy({ flag[$0] }) else { return false }
+        let bq = vectorBlockQueries, blocks = (l + bq - 1) / bq
+        let scratchCount = dk_attention_query_scratch(l, dim, dim)
+        Threading.dynamicFor(heads * blocks) { item in
+            let blk = item % blocks, head = item / blocks, h = head % nh, n = head / nh
+            let q0 = blk * bq, nq = min(bq, l - q0)
+            let rows = UnsafeMutablePointer<Int>.allocate(capacity: 2 * nq)
             let scratch = UnsafeMutablePointer<Float>.allocate(capacity: scratchCount)
             defer { rows.deallocate(); scratch.deallocate() }
-            let keyRows = rows, queryRows = rows + l, outRows = rows + l + nq
-            for u in 0..<l { keyRows[u] = (n * l + u) * ld + h * d }
             for i in 0..<nq {
-                queryRows[i] = (n * l + q0 + i) * ld + h * d
-                outRows[i] = (n * l + q0 + i) * e + h * d
+                rows[i] = (n * l + q0 + i) * ld + h * d
+                rows[nq + i] = (n * l + q0 + i) * e + h * d
             }
-            flag[item] = dk_attention_rows(qkv, queryRows, nq, keyRows, l, e, 2 * e, Int32(d), Int32(d), scale,
-                                           out, outRows, scratch) != 0
+            _ = dk_attention_packed(qkv, rows, nq, l, dim, dim, scale, packed + head * packedCount, out, rows + nq, scratch)
         }
-        return (0..<items).allSatisfy { flag[$0] }
+        return true
     }
 
     /// All heads of all images; q/k/v rows have stride `ld` and head `h` starts at column `h*D`.
