@@ -9,29 +9,14 @@
 #ifndef DENSEKIT_CKERNELS_TOKEN_CLUSTER_AVX512_H
 #define DENSEKIT_CKERNELS_TOKEN_CLUSTER_AVX512_H
 #include <immintrin.h>
+#include "avx512_math.h"
 #include <math.h>
 
 #define SET _mm512_set1_ps
 #define FMA _mm512_fmadd_ps
 
-/* e^x, 16 lanes, meant for x <= 0: Cephes' reduction and polynomial (as dk_exp512_fma) scaled by 2^n with
- * vscalefps, which rounds once into the denormal range; below -120 the result is 0. NaN stays NaN. */
-__attribute__((target("avx512f")))
-static inline __m512 tc_exp(__m512 x) {
-    __m512 xc = _mm512_min_ps(_mm512_max_ps(x, SET(-120.0f)), SET(88.0f));
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(xc, SET(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, SET(0.693359375f), xc);
-    r = _mm512_fnmadd_ps(n, SET(-2.12194440e-4f), r);
-    __m512 p = SET(1.9875691500e-4f);
-    p = FMA(p, r, SET(1.3981999507e-3f));
-    p = FMA(p, r, SET(8.3334519073e-3f));
-    p = FMA(p, r, SET(4.1665795894e-2f));
-    p = FMA(p, r, SET(1.6666665459e-1f));
-    p = FMA(p, r, SET(5.0000001201e-1f));
-    p = FMA(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, SET(1.0f)));
-    __m512 y = _mm512_scalef_ps(p, n);
-    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), y, x);
-}
+/* e^x for x <= 0 keeping denormal results (avx512_math.h). */
+#define tc_exp dk_exp512_fma_denormal
 
 #define TC_ACC(acc, u, v) { __m512 d_ = _mm512_sub_ps(u, v); acc = FMA(d_, d_, acc); }
 

@@ -59,16 +59,18 @@ static void recon_row(float *row, long m, long k, float t, int stabilized, const
         _mm512_storeu_ps(row + j, e);
     }
     if (j < m) _mm512_mask_storeu_ps(row + j, tail, tc_exp(_mm512_mul_ps(nt_, _mm512_sub_ps(_mm512_maskz_loadu_ps(tail, row + j), sh))));
-    /* keep W >= tau, the k-th largest (ties keep more); a NaN is never kept */
+    /* W * (W >= tau), tau the k-th largest (ties keep more), as the reference: a weight below tau becomes 0,
+     * but a NaN or infinite one becomes NaN (NaN * 0, inf * 0), so a NaN input gives a NaN output */
     if (k >= 1 && k < m) {
         __m512 tau = _mm512_castsi512_ps(_mm512_set1_epi32(kth_largest_bits(row, m, k)));
+        const __m512 zero = _mm512_setzero_ps();
         for (j = 0; j < mfull; j += 16) {
             __m512 v = _mm512_loadu_ps(row + j);
-            _mm512_storeu_ps(row + j, _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, tau, _CMP_GE_OQ), v));
+            _mm512_storeu_ps(row + j, _mm512_mask_mov_ps(_mm512_mul_ps(v, zero), _mm512_cmp_ps_mask(v, tau, _CMP_GE_OQ), v));
         }
         if (j < m) {
             __m512 v = _mm512_maskz_loadu_ps(tail, row + j);
-            _mm512_mask_storeu_ps(row + j, tail, _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, tau, _CMP_GE_OQ), v));
+            _mm512_mask_storeu_ps(row + j, tail, _mm512_mask_mov_ps(_mm512_mul_ps(v, zero), _mm512_cmp_ps_mask(v, tau, _CMP_GE_OQ), v));
         }
     }
     /* L2 norm in double, clamped at 1e-12 */

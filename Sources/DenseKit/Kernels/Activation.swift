@@ -29,7 +29,7 @@ public enum Activation: String, Sendable, Hashable, Codable, CaseIterable {
     public func apply(_ x: Float) -> Float {
         switch self {
         case .none: return x
-        case .relu: return x > 0 ? x : 0
+        case .relu: return x > 0 || x.isNaN ? x : 0   // NaN kept, as torch.relu
         case .relu6: return min(max(x, 0), 6)
         case .gelu: return 0.5 * x * (1 + erff(x * 0.70710678118654752440))
         case .geluTanh:
@@ -48,7 +48,7 @@ public enum Activation: String, Sendable, Hashable, Codable, CaseIterable {
     public func apply(_ p: UnsafeMutablePointer<Float>, count: Int) {
         switch self {
         case .none: return
-        case .relu: for i in 0..<count { let v = p[i]; p[i] = v > 0 ? v : 0 }
+        case .relu: for i in 0..<count { let v = p[i]; p[i] = v > 0 || v.isNaN ? v : 0 }
         case .relu6: for i in 0..<count { p[i] = min(max(p[i], 0), 6) }
         case .gelu, .geluTanh, .silu, .sigmoid: VectorMath.apply(self, UnsafePointer(p), p, count: count)
         default: for i in 0..<count { p[i] = apply(p[i]) }

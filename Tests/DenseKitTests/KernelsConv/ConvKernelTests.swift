@@ -175,6 +175,29 @@ final class ConvKernelTests: XCTestCase {
         XCTAssertFalse(op.pointwisePanels, "weights above the bound go to BLAS")
     }
 
+    /// ReLU keeps NaN (as torch.relu) in every path: the scalar activation, the epilogue's vector body and
+    /// scalar tail, a linear layer with fused ReLU (panel GEMM and BLAS), the 1x1 kernel.
+    func testReluKeepsNaN() throws {
+        defer { KernelDispatch.allowVectorKernels = true }
+        XCTAssertTrue(Activation.relu.apply(Float.nan).isNaN)
+        var v: [Float] = [.nan, -1, 2, .nan, -0.5, 3, -2, 1, .nan, -3, .nan]   // 8-wide body + 3-value tail
+        v.withUnsafeMutableBufferPointer { ConvEpilogue.applyPlane($0.baseAddress!, count: $0.count, bias: 0, activation: .relu) }
+        XCTAssertEqual(v.map { $0.isNaN }, [true, false, false, true, false, false, false, false, true, false, true])
+        XCTAssertEqual(v[1], 0); XCTAssertEqual(v[5], 3)
+        let lin = try LinearOperator(weight: Tensor(shape: [2, 2], values: [1, 0, 0, 1]), bias: nil, activation: .relu)
+        for vector in [true, false] {
+            KernelDispatch.allowVectorKernels = vector
+            let y = lin(Tensor(shape: [2, 2], values: [.nan, 0, -1, 2])).scalars   // a NaN row, then a plain one
+            XCTAssertTrue(y[0].isNaN && y[1].isNaN, "linear relu, vector kernels \(vector)")
+            XCTAssertEqual(Array(y[2...]), [0, 2])
+        }
+        KernelDispatch.allowVectorKernels = true
+        let p = Conv2dParameters(inChannels: 1, outChannels: 1, kernelH: 1, kernelW: 1, activation: .relu)
+        let conv = try Conv2dOperator(p, weight: Tensor(shape: [1, 1, 1, 1], values: [1]), bias: nil)
+        let y = conv(Tensor(shape: [1, 1, 1, 3], values: [.nan, -1, 2])).scalars
+        XCTAssertTrue(y[0].isNaN); XCTAssertEqual(Array(y[1...]), [0, 2])
+    }
+
     /// With the im2col bound forced small, the tiled result equals the untiled one and the workspace respects the bound.
     func testTiledIm2colMatchesUntiled() throws {
         var rng = KAGenerator(seed: 3)

@@ -74,6 +74,25 @@ final class TokenClusterVectorTests: XCTestCase {
         }
     }
 
+    /// A NaN in one token's features gives NaN for that token (the reference's `w * (w >= tau)`: NaN * 0 is NaN),
+    /// in both kernels, instead of an all-zero row that looks valid; the other tokens are unaffected.
+    func testReconstructionKeepsNaN() throws {
+        var gen = KAGenerator(seed: 8)
+        let layer = try TokenReconstruction(k: 3, temperature: 0.5, stabilized: false)
+        var featValues = gen.tensor([1, 10, 8]).scalars
+        featValues[2 * 8 + 5] = .nan
+        let feat = Tensor(shape: [1, 10, 8], values: featValues)
+        let centres = gen.tensor([1, 6, 8]), x = gen.tensor([1, 6, 4])
+        let r = try both { try layer(feat: feat, centres: centres, x: x, withWeights: false) }
+        for y in [r.vector.y.scalars, r.swift.y.scalars] {
+            for tok in 0..<10 {
+                let row = y[(tok * 4)..<(tok * 4 + 4)]
+                if tok == 2 { XCTAssertTrue(row.allSatisfy(\.isNaN), "token 2: \(Array(row))") }
+                else { XCTAssertTrue(row.allSatisfy(\.isFinite), "token \(tok): \(Array(row))") }
+            }
+        }
+    }
+
     /// Integer-valued tokens and centres: many exact ties at the k-th weight, which the screened path
     /// (GEMM dot products, direct distances for the candidates only) must keep like the Swift loop.
     func testScreenedReconstructionKeepsTies() throws {

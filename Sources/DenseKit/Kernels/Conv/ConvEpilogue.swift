@@ -27,7 +27,7 @@ enum ConvEpilogue {
                 store8(v.replacing(with: z, where: v .< z), p + i)
                 i += 8
             }
-            while i < count { let v = p[i] + bias; p[i] = v > 0 ? v : 0; i += 1 }
+            while i < count { let v = p[i] + bias; p[i] = v > 0 || v.isNaN ? v : 0; i += 1 }   // NaN kept
         case .relu6:
             let b = SIMD8<Float>(repeating: bias), z = SIMD8<Float>(repeating: 0), six = SIMD8<Float>(repeating: 6)
             var i = 0

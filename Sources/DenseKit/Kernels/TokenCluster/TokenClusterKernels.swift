@@ -216,11 +216,13 @@ public enum TokenClusterKernels {
             if k >= 1 && k < m {
                 sorted.update(from: row, count: m)
                 let tau = kthLargest(sorted, count: m, k: k)
-                for cm in 0..<m where !(row[cm] >= tau) { row[cm] = 0 }
+                // w * (w >= tau) as the reference: 0 below tau, but NaN stays NaN (and inf becomes NaN)
+                for cm in 0..<m where !(row[cm] >= tau) { row[cm] *= 0 }
             }
             var ss = 0.0
             for cm in 0..<m { ss += Double(row[cm]) * Double(row[cm]) }
-            let norm = max(Float(ss.squareRoot()), 1e-12)
+            let root = Float(ss.squareRoot())
+            let norm = root.isNaN ? root : max(root, 1e-12)
             for cm in 0..<m { row[cm] /= norm }
             let yr = y + tok * c2
             yr.initialize(repeating: 0, count: c2)
