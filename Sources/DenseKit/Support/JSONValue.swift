@@ -111,6 +111,6 @@ public enum JSONValue: Sendable, Equatable {
 public enum JSONValueError: Error, CustomStringConvertible, Sendable {
     case invalid(String)
     public var description: String {
-        switch self { case .invalid(let m): return "invalid JSON: \(m)" }
+        switch self { case .invalid(let m): return "invalid JSON: \(WeightsError.clean(m, limit: 400))" }   // the parser may quote input
     }
 }

@@ -270,6 +270,15 @@ final class HostileInputTests: XCTestCase {
         }
     }
 
+    /// A config string with a carriage return (fuzz finding) is echoed escaped: the error stays one line.
+    func testConfigErrorEscapesControlCharacters() {
+        let e = ModelConfigError.invalidField(model: "polymax preprocess", field: "resize",
+                                              message: "only \"letterbox\" is supported, got \"lett\rbox\n\"")
+        let text = "\(e)"
+        XCTAssertFalse(text.contains("\r") || text.contains("\n"), text)
+        XCTAssertTrue(text.contains("lett\\u{D}box\\u{A}"), text)
+    }
+
     func testMemorySizeParsing() {
         XCTAssertEqual(MemorySize.parse("1048576"), 1 << 20)
         XCTAssertEqual(MemorySize.parse("512M"), 512 << 20)

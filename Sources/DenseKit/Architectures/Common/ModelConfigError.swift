@@ -18,8 +18,11 @@ public enum ModelConfigError: Error, CustomStringConvertible, Sendable, Equatabl
     /// The weights' naming cannot be recognised or contradicts the config.
     case keyStyle(model: String, message: String)
 
-    /// One line naming the model family and the field or keys.
-    public var description: String {
+    /// One line naming the model family and the field or keys. Text taken from the file (a field's value, a key)
+    /// has its control characters escaped (`\u{D}`), so the message stays one line whatever the file holds.
+    public var description: String { WeightsError.clean(text, limit: 4096) }
+
+    private var text: String {
         switch self {
         case let .invalidField(m, f, msg): return "\(m) config: field \"\(f)\": \(msg)"
         case let .unknownPreset(m, n, known): return "\(m): no preset named \"\(n)\" (known: \(known.joined(separator: ", ")))"
