@@ -130,6 +130,23 @@ public final class Conv2dOperator: @unchecked Sendable {
         return dst
     }
 
+    /// Index, within one matrix's panels, of weight `[o][c]` of a `cout x cin` matrix in `dk_pointwise_conv`'s
+    /// layout: panels of 14 output channels, `[(o / 14)][c][o % 14]`.
+    @inline(__always)
+    static func pointwisePanelIndex(out o: Int, in c: Int, inChannels cin: Int) -> Int {
+        (o / 14) * cin * 14 + c * 14 + o % 14
+    }
+
+    /// `dk_pointwise_conv` for pixels `[p0, p1)` of one `cin x hw` input, with its column scratch (`cin x 32`
+    /// floats, 64-byte aligned) allocated for the call: the work item of the 1x1 path and of Winograd's products.
+    static func pointwiseItem(x: UnsafePointer<Float>, hw: Int, cin: Int, panels: UnsafePointer<Float>, cout: Int,
+                              bias: UnsafePointer<Float>?, relu: Bool, y: UnsafeMutablePointer<Float>, p0: Int, p1: Int) {
+        let xpack = UnsafeMutableRawPointer.allocate(byteCount: cin * 32 * MemoryLayout<Float>.stride, alignment: 64)
+            .bindMemory(to: Float.self, capacity: cin * 32)
+        defer { xpack.deallocate() }
+        _ = dk_pointwise_conv(x, hw, cin, panels, cout, bias, relu ? 1 : 0, y, p0, p1, xpack)
+    }
+
     /// Repacks 1x1 weights `[C_out, C_in/g, 1, 1]` into per-group panels of 14 output channels
     /// (`dk_pointwise_conv`'s layout, zero past the group's last channel), 64-byte aligned.
     static func pointwisePack(_ t: Tensor, _ p: Conv2dParameters) -> UnsafeMutablePointer<Float> {
@@ -141,8 +158,7 @@ public final class Conv2dOperator: @unchecked Sendable {
         t.withUnsafeBufferPointer { w in
             for o in 0..<p.outChannels {
                 let g = o / coutG, ol = o - g * coutG
-                let base = g * per + (ol / 14) * cinG * 14 + ol % 14
-                for c in 0..<cinG { dst[base + c * 14] = w[o * cinG + c] }
+                for c in 0..<cinG { dst[g * per + pointwisePanelIndex(out: ol, in: c, inChannels: cinG)] = w[o * cinG + c] }
             }
         }
         return dst
@@ -160,8 +176,9 @@ public final class Conv2dOperator: @unchecked Sendable {
             let per = dk_pointwise_panel_floats(coutG, cinG)
             for o in 0..<p.outChannels {
                 let g = o / coutG, ol = o - g * coutG
-                let base = g * per + (ol / 14) * cinG * 14 + ol % 14
-                for c in 0..<cinG { dst[o * cinG + c] = packedWeight[base + c * 14] }
+                for c in 0..<cinG {
+                    dst[o * cinG + c] = packedWeight[g * per + Conv2dOperator.pointwisePanelIndex(out: ol, in: c, inChannels: cinG)]
+                }
             }
             return dst
         }
@@ -335,18 +352,14 @@ public final class Conv2dOperator: @unchecked Sendable {
         let itemsPerPlane = (blocks + per - 1) / per
         let panelFloats = dk_pointwise_panel_floats(coutG, cinG)
         let act = p.activation
-        let relu: Int32 = act == .relu ? 1 : 0
         let weight = UnsafePointer(packedWeight), bias = packedBias.map { UnsafePointer($0) }
         Threading.dynamicFor(batch * groups * itemsPerPlane) { item in
             let part = item % itemsPerPlane, grp = (item / itemsPerPlane) % groups, n = item / (itemsPerPlane * groups)
             let p0 = part * per * 32, p1 = min(hw, p0 + per * 32)
-            let xpack = UnsafeMutableRawPointer.allocate(byteCount: cinG * 32 * MemoryLayout<Float>.stride, alignment: 64)
-                .bindMemory(to: Float.self, capacity: cinG * 32)
-            defer { xpack.deallocate() }
             let x = input + (n * p.inChannels + grp * cinG) * hw
             let y = output + (n * p.outChannels + grp * coutG) * hw
-            _ = dk_pointwise_conv(x, hw, cinG, weight + grp * panelFloats, coutG, bias.map { $0 + grp * coutG }, relu,
-                                  y, p0, p1, xpack)
+            Conv2dOperator.pointwiseItem(x: x, hw: hw, cin: cinG, panels: weight + grp * panelFloats, cout: coutG,
+                                         bias: bias.map { $0 + grp * coutG }, relu: act == .relu, y: y, p0: p0, p1: p1)
             if act != .none && act != .relu {
                 for o in 0..<coutG { ConvEpilogue.applyPlane(y + o * hw + p0, count: p1 - p0, bias: 0, activation: act) }
             }

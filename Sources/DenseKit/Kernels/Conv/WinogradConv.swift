@@ -51,7 +51,7 @@ enum WinogradConv {
                         var a = 0.0
                         for t in 0..<3 { a += gg[i][t] * g[j][t] }
                         let base = (i * 4 + j) * per
-                        u[panels ? base + (o / 14) * cin * 14 + c * 14 + o % 14 : base + o * cin + c] = Float(a)
+                        u[base + (panels ? Conv2dOperator.pointwisePanelIndex(out: o, in: c, inChannels: cin) : o * cin + c)] = Float(a)
                     }
                 }
             }
@@ -87,11 +87,8 @@ enum WinogradConv {
         let itemsPerProduct = (blocks + perItem - 1) / perItem
         Threading.dynamicFor(16 * itemsPerProduct) { item in
             let k = item / itemsPerProduct, t0 = (item % itemsPerProduct) * perItem * 32
-            let xpack = UnsafeMutableRawPointer.allocate(byteCount: cin * 32 * MemoryLayout<Float>.stride, alignment: 64)
-                .bindMemory(to: Float.self, capacity: cin * 32)
-            defer { xpack.deallocate() }
-            _ = dk_pointwise_conv(v + k * cin * tiles, tiles, cin, u + k * per, cout, nil, 0, m + k * cout * tiles,
-                                  t0, min(tiles, t0 + perItem * 32), xpack)
+            Conv2dOperator.pointwiseItem(x: v + k * cin * tiles, hw: tiles, cin: cin, panels: u + k * per, cout: cout,
+                                         bias: nil, relu: false, y: m + k * cout * tiles, p0: t0, p1: min(tiles, t0 + perItem * 32))
         }
     }
 

@@ -126,20 +126,13 @@ enum KMaXMath {
     /// Values per parallel chunk of an element-wise activation (fixed, so results do not depend on the thread count).
     static let chunk = 16384
 
-    /// `x = act(x)` in place for `count` contiguous values (`Activation.apply`: GELU in the FMA kernel where the
-    /// CPU has AVX-512).
-    @inline(__always)
-    static func activate(_ act: Activation, _ x: UnsafeMutablePointer<Float>, count: Int) {
-        act.apply(x, count: count)
-    }
-
     /// `x = act(x)` in place, split into fixed chunks over `Threading.parallelFor`.
     static func applyParallel(_ act: Activation, _ x: UnsafeMutablePointer<Float>, count: Int) {
         if act == .none || count <= 0 { return }
         let chunks = (count + chunk - 1) / chunk
         Threading.parallelFor(chunks) { c in
             let lo = c * chunk
-            activate(act, x + lo, count: min(chunk, count - lo))
+            act.apply(x + lo, count: min(chunk, count - lo))
         }
     }
 
@@ -181,7 +174,7 @@ enum KMaXMath {
                 Threading.parallelFor((n + chunk - 1) / chunk) { c in
                     let lo = c * chunk, hi = min(n, lo + chunk)
                     for i in lo..<hi { pb[i] += qb[i] }
-                    activate(activation, pb + lo, count: hi - lo)
+                    activation.apply(pb + lo, count: hi - lo)
                 }
             }
         }
@@ -212,7 +205,7 @@ enum KMaXMath {
                             for ch in 0..<c {
                                 let r = xb + ch * n + lo, o = yb + ch * n + lo, wc = weight[ch], bc = bias[ch]
                                 for p in 0..<cnt { o[p] = (r[p] - m[p]) * v[p] * wc + bc }
-                                activate(activation, o, count: cnt)
+                                activation.apply(o, count: cnt)
                             }
                         }
                     }
