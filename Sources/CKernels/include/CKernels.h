@@ -59,6 +59,19 @@ long dk_panel_floats(long n, long k);
 int dk_pointwise_conv(const float *x, long hw, long cin, const float *wpanels, long cout, const float *bias,
                       int relu, float *y, long p0, long p1, float *xpack);
 
+/**
+ * Direct convolution of one image (one group) for output pixels `[q0, q1)` (flattened `oh * outW + ow`):
+ * `y[o*outH*outW + q] = act(bias[o] + sum_k W[o][k] * col[k][q])`, `k = (c*kH + a)*kW + b` over `cin x kH x kW`,
+ * `col[k][q] = x[c][oh*sH - padT + a*dH][ow*sW - padL + b*dW]` (zero outside the `height x width` planes). The
+ * weights are packed as `dk_pointwise_conv`'s panels with `cin*kH*kW` inputs (PyTorch's `[cout, cin, kH, kW]`
+ * flattened per output channel). `xpack` is scratch of `cin*kH*kW*32` floats, 64-byte aligned. Each element sums k
+ * in increasing order from the bias; `relu` 1 applies max(0, y) with NaN kept. Returns 1 when done, 0 when this
+ * CPU lacks AVX-512 or the sizes are invalid (nothing written).
+ */
+int dk_conv_direct(const float *x, long cin, long height, long width, const float *wpanels, long cout,
+                   const float *bias, int relu, float *y, long outH, long outW, long kH, long kW, long sH, long sW,
+                   long dH, long dW, long padT, long padL, long q0, long q1, float *xpack);
+
 /** Floats of the weight panels `dk_pointwise_conv` reads for `cout x cin` weights. */
 long dk_pointwise_panel_floats(long cout, long cin);
 

@@ -175,6 +175,49 @@ final class ConvKernelTests: XCTestCase {
         XCTAssertFalse(op.pointwisePanels, "weights above the bound go to BLAS")
     }
 
+    /// The direct kernel (strided convolutions, AVX-512) against the reference convolution and against im2col
+    /// (vector kernels off): strides 2, 3 and uneven, dilation, padding and pre-padding, groups, output widths
+    /// below, at and across the 32-pixel block (blocks that span output rows), stride-2 loads at the right edge,
+    /// output channels around the 14-channel panel, each activation kind; the same bits with 1 and 2 threads.
+    func testDirectConvAgainstReference() throws {
+        var rng = KAGenerator(seed: 23)
+        let saved = Threading.threads
+        defer { Threading.threads = saved; KernelDispatch.allowVectorKernels = true }
+        struct C { var cin, cout, k, kw, s, sw, p, pw, d, g: Int; var pre = [0, 0, 0, 0]; var act = Activation.none; var h, w: Int }
+        let cases: [C] = [
+            C(cin: 3, cout: 64, k: 3, kw: 3, s: 2, sw: 2, p: 1, pw: 1, d: 1, g: 1, act: .relu, h: 24, w: 130),  // a stem
+            C(cin: 3, cout: 13, k: 3, kw: 3, s: 2, sw: 2, p: 1, pw: 1, d: 1, g: 1, h: 9, w: 64),
+            C(cin: 8, cout: 15, k: 3, kw: 3, s: 2, sw: 2, p: 0, pw: 0, d: 1, g: 1, act: .gelu, h: 11, w: 67),
+            C(cin: 5, cout: 29, k: 3, kw: 3, s: 2, sw: 2, p: 1, pw: 1, d: 1, g: 1, h: 7, w: 15),    // 8 columns: rows per block
+            C(cin: 4, cout: 14, k: 1, kw: 1, s: 2, sw: 2, p: 0, pw: 0, d: 1, g: 1, act: .relu, h: 33, w: 97),
+            C(cin: 6, cout: 9, k: 5, kw: 3, s: 3, sw: 3, p: 2, pw: 1, d: 1, g: 1, h: 20, w: 101),
+            C(cin: 6, cout: 10, k: 3, kw: 3, s: 2, sw: 1, p: 1, pw: 1, d: 2, g: 2, pre: [1, 2, 0, 3], act: .silu, h: 13, w: 45),
+            C(cin: 4, cout: 28, k: 3, kw: 3, s: 1, sw: 2, p: 1, pw: 2, d: 1, g: 1, h: 6, w: 70),
+            C(cin: 3, cout: 8, k: 16, kw: 16, s: 16, sw: 16, p: 0, pw: 0, d: 1, g: 1, h: 32, w: 48),   // ViT patch embedding
+            C(cin: 2, cout: 3, k: 3, kw: 3, s: 2, sw: 2, p: 1, pw: 1, d: 1, g: 1, h: 1, w: 1),
+        ]
+        for c in cases {
+            let p = Conv2dParameters(inChannels: c.cin, outChannels: c.cout, kernelH: c.k, kernelW: c.kw, strideH: c.s,
+                                     strideW: c.sw, padH: c.p, padW: c.pw, dilationH: c.d, dilationW: c.d, groups: c.g,
+                                     prePad: c.pre, activation: c.act)
+            let w = rng.tensor([c.cout, c.cin / c.g, c.k, c.kw])
+            for bias in [nil, rng.tensor([c.cout])] {
+                let op = try Conv2dOperator(p, weight: w, bias: bias)
+                if KernelDispatch.avx512 { XCTAssertEqual(op.path, .direct, "\(p)") }
+                let x = rng.tensor([2, c.cin, c.h, c.w])
+                let want = referenceConv2d(x, w, bias, p)
+                Threading.threads = 2
+                let two = op(x)
+                assertClose(two, want, tol: 2e-5, "\(p) bias \(bias != nil)")
+                Threading.threads = 1
+                assertBitIdentical(op(x), two, "\(p) 1 vs 2 threads")
+                KernelDispatch.allowVectorKernels = false
+                assertClose(op(x), want, tol: 2e-5, "\(p) vector kernels off")
+                KernelDispatch.allowVectorKernels = true
+            }
+        }
+    }
+
     /// ReLU keeps NaN (as torch.relu) in every path: the scalar activation, the epilogue's vector body and
     /// scalar tail, a linear layer with fused ReLU (panel GEMM and BLAS), the 1x1 kernel.
     func testReluKeepsNaN() throws {
@@ -201,6 +244,8 @@ final class ConvKernelTests: XCTestCase {
     /// With the im2col bound forced small, the tiled result equals the untiled one and the workspace respects the bound.
     func testTiledIm2colMatchesUntiled() throws {
         var rng = KAGenerator(seed: 3)
+        Conv2dOperator.allowDirect = false   // the strided configurations would take the direct kernel
+        defer { Conv2dOperator.allowDirect = true }
         let configs = [
             // Row-shift kernel (stride 1); small bounds force few-row tiles, then the im2col fallback.
             Conv2dParameters(inChannels: 8, outChannels: 16, kernelH: 3, kernelW: 3, padH: 1, padW: 1, activation: .relu),

@@ -41,7 +41,7 @@ public final class Conv2dOperator: @unchecked Sendable {
     /// Smallest GEMM N (output pixels per tile) the tilers aim for, bound permitting.
     nonisolated(unsafe) static var minTileColumns: Int = 2048
 
-    enum Path { case pointwise, depthwise, im2col, rowShift, winograd }
+    enum Path { case pointwise, depthwise, im2col, rowShift, winograd, direct }
     let path: Path
     /// How kernel rows map onto input-row phases, for `.rowShift`.
     let rowShiftPlan: RowShiftPlan?
@@ -83,13 +83,16 @@ public final class Conv2dOperator: @unchecked Sendable {
             path = .pointwise
         } else if WinogradConv.applies(p) {
             path = .winograd
+        } else if Conv2dOperator.directApplies(p) {
+            path = .direct
         } else if plan.phases.count < p.kernelH {
             path = .rowShift
         } else {
             path = .im2col
         }
         rowShiftPlan = path == .rowShift ? plan : nil
-        let panels = path == .pointwise && dk_has_avx512() != 0
+        let panels = (path == .pointwise && dk_has_avx512() != 0
+            && p.inChannelsPerGroup * p.outChannelsPerGroup * 4 <= Conv2dOperator.pointwisePanelBound) || path == .direct
             && p.inChannelsPerGroup * p.outChannelsPerGroup * 4 <= Conv2dOperator.pointwisePanelBound
         pointwisePanels = panels
         if panels {
@@ -147,10 +150,11 @@ public final class Conv2dOperator: @unchecked Sendable {
         _ = dk_pointwise_conv(x, hw, cin, panels, cout, bias, relu ? 1 : 0, y, p0, p1, xpack)
     }
 
-    /// Repacks 1x1 weights `[C_out, C_in/g, 1, 1]` into per-group panels of 14 output channels
-    /// (`dk_pointwise_conv`'s layout, zero past the group's last channel), 64-byte aligned.
+    /// Repacks weights `[C_out, C_in/g, kH, kW]` into per-group panels of 14 output channels over the
+    /// `C_in/g * kH * kW` inputs (`dk_pointwise_conv`'s and `dk_conv_direct`'s layout, zero past the group's last
+    /// channel), 64-byte aligned.
     static func pointwisePack(_ t: Tensor, _ p: Conv2dParameters) -> UnsafeMutablePointer<Float> {
-        let cinG = p.inChannelsPerGroup, coutG = p.outChannelsPerGroup
+        let cinG = p.inChannelsPerGroup * p.kernelH * p.kernelW, coutG = p.outChannelsPerGroup   // inputs per output
         let per = dk_pointwise_panel_floats(coutG, cinG), n = max(1, per * p.groups)
         let dst = UnsafeMutableRawPointer.allocate(byteCount: n * MemoryLayout<Float>.stride, alignment: 64)
             .bindMemory(to: Float.self, capacity: n)
@@ -165,7 +169,8 @@ public final class Conv2dOperator: @unchecked Sendable {
     }
 
     /// The PyTorch-layout weights, rebuilt from the row-shift packing (used when an image is too
-    /// wide for the row-shift tiles) or from the 1x1 panels (when the vector kernels are switched off).
+    /// wide for the row-shift tiles) or from the 14-channel panels of the 1x1 and direct paths (when the vector
+    /// kernels are switched off).
     func standardWeights() -> UnsafeMutablePointer<Float> {
         let p = parameters
         let cinG = p.inChannelsPerGroup, coutG = p.outChannelsPerGroup, kH = p.kernelH, kW = p.kernelW
@@ -173,11 +178,11 @@ public final class Conv2dOperator: @unchecked Sendable {
         let n = p.outChannels * cinG * kH * kW
         let dst = UnsafeMutablePointer<Float>.allocate(capacity: max(1, n))
         if pointwisePanels {
-            let per = dk_pointwise_panel_floats(coutG, cinG)
+            let k = cinG * kH * kW, per = dk_pointwise_panel_floats(coutG, k)
             for o in 0..<p.outChannels {
                 let g = o / coutG, ol = o - g * coutG
-                for c in 0..<cinG {
-                    dst[o * cinG + c] = packedWeight[g * per + Conv2dOperator.pointwisePanelIndex(out: ol, in: c, inChannels: cinG)]
+                for c in 0..<k {
+                    dst[o * k + c] = packedWeight[g * per + Conv2dOperator.pointwisePanelIndex(out: ol, in: c, inChannels: k)]
                 }
             }
             return dst
@@ -229,6 +234,9 @@ public final class Conv2dOperator: @unchecked Sendable {
         if px <= 0 { return 0 }
         switch path {
         case .pointwise, .depthwise: return 0
+        case .direct:
+            // the direct kernel takes its scratch per work item; this is for the im2col fallback (vector kernels off)
+            return KernelDispatch.avx512 ? 0 : gemmK * tilePixels(outPixels: px)
         case .rowShift:
             if let plan = rowShiftPlan, let rows = plan.tileRows(outH: o.height, outW: o.width) {
                 return plan.columnFloats(rows: rows, outW: o.width)
@@ -286,14 +294,16 @@ public final class Conv2dOperator: @unchecked Sendable {
             guard let ws = workspace ?? owned else { return }
             WinogradConv.forward(p, g: g, batch: batch, input: input, u: packedWeight, bias: packedBias.map { UnsafePointer($0) },
                                  output: output, workspace: ws)
-        case .im2col, .rowShift:
+        case .direct where KernelDispatch.avx512:
+            forwardDirect(input: input, batch: batch, g: g, output: output)
+        case .im2col, .rowShift, .direct:
             let need = workspaceCount(batch: batch, height: height, width: width)
             let owned = workspace == nil ? UnsafeMutablePointer<Float>.allocate(capacity: max(1, need)) : nil
             defer { owned?.deallocate() }
             guard let col = workspace ?? owned else { return }
             if path == .rowShift, let plan = rowShiftPlan, let rows = plan.tileRows(outH: g.outH, outW: g.outW) {
                 forwardRowShift(input: input, batch: batch, g: g, plan: plan, tileRows: rows, output: output, col: col)
-            } else if path == .rowShift {
+            } else if path == .rowShift || path == .direct {
                 let w = standardWeights()
                 defer { w.deallocate() }
                 forwardIm2col(input: input, batch: batch, g: g, weight: w, output: output, col: col)
@@ -336,6 +346,48 @@ public final class Conv2dOperator: @unchecked Sendable {
                 ConvEpilogue.apply(output: output + n * p.outChannels * hw, channels: p.outChannels, planeStride: hw,
                                    offset: p0, count: cnt, bias: nil, activation: p.activation)
                 p0 += cnt
+            }
+        }
+    }
+
+    /// False keeps new operators off the direct path (tests of the row-shift and im2col paths).
+    nonisolated(unsafe) static var allowDirect = true
+
+    /// Whether a convolution that is neither depthwise, 1x1 nor Winograd runs on the direct kernel
+    /// (`dk_conv_direct`): the CPU has AVX-512 and the convolution is strided (stems, downsampling; stride-1
+    /// convolutions stay on the row-shift GEMMs), with one item's gathered columns (`C_in/g * kH * kW * 32` floats)
+    /// within L2.
+    static func directApplies(_ p: Conv2dParameters) -> Bool {
+        allowDirect && dk_has_avx512() != 0 && (p.strideH > 1 || p.strideW > 1)
+            && p.inChannelsPerGroup * p.kernelH * p.kernelW * 32 * 4 <= 512 * 1024
+    }
+
+    /// The direct path: work items of up to 16 blocks of 32 output pixels of one image and group, each gathering
+    /// its blocks' columns into scratch and running every 14-channel weight panel over them from the bias (ReLU
+    /// fused, other activations on the item's pixels right after), taken by whichever thread is free.
+    private func forwardDirect(input: UnsafePointer<Float>, batch: Int, g: ConvGeometry, output: UnsafeMutablePointer<Float>) {
+        let p = parameters
+        let cinG = p.inChannelsPerGroup, coutG = p.outChannelsPerGroup, groups = p.groups
+        let k = cinG * p.kernelH * p.kernelW, px = g.outPixels, inPx = g.inPixels
+        let blocks = (px + 31) / 32
+        let per = max(1, min(16, blocks / 8))
+        let itemsPerPlane = (blocks + per - 1) / per
+        let panelFloats = dk_pointwise_panel_floats(coutG, k)
+        let act = p.activation
+        let weight = UnsafePointer(packedWeight), bias = packedBias.map { UnsafePointer($0) }
+        Threading.dynamicFor(batch * groups * itemsPerPlane) { item in
+            let part = item % itemsPerPlane, grp = (item / itemsPerPlane) % groups, n = item / (itemsPerPlane * groups)
+            let q0 = part * per * 32, q1 = min(px, q0 + per * 32)
+            let x = input + (n * p.inChannels + grp * cinG) * inPx
+            let y = output + (n * p.outChannels + grp * coutG) * px
+            let xpack = UnsafeMutableRawPointer.allocate(byteCount: k * 32 * MemoryLayout<Float>.stride, alignment: 64)
+                .bindMemory(to: Float.self, capacity: k * 32)
+            defer { xpack.deallocate() }
+            _ = dk_conv_direct(x, cinG, g.height, g.width, weight + grp * panelFloats, coutG, bias.map { $0 + grp * coutG },
+                               act == .relu ? 1 : 0, y, g.outH, g.outW, g.kernelH, g.kernelW, g.strideH, g.strideW,
+                               g.dilationH, g.dilationW, g.padTop, g.padLeft, q0, q1, xpack)
+            if act != .none && act != .relu {
+                for o in 0..<coutG { ConvEpilogue.applyPlane(y + o * px + q0, count: q1 - q0, bias: 0, activation: act) }
             }
         }
     }
