@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// A 1x1 convolution (2-D on a feature map `[Cin, H*W]`, or 1-D on a cluster tensor `[Cin, K]`)
@@ -10,6 +11,27 @@ struct KMaXPointwise: Sendable {
     /// `[cout]`, BN folded (conv bias included).
     let bias: [Float]
     let activation: Activation
+    /// The weight as 14-output-channel panels for DenseKit's 1x1 kernel (`dk_pointwise_conv`, `[ceil(cout/14)][cin][14]`)
+    /// when the CPU has AVX-512 and the weight is within `Conv2dOperator.pointwisePanelBound`; else empty.
+    let panels: [Float]
+
+    /// A 1x1 convolution with `weight` `[cout, cin]` (BN folded), `bias` `[cout]` and a fused activation.
+    init(cin: Int, cout: Int, weight: [Float], bias: [Float], activation: Activation) {
+        self.cin = cin
+        self.cout = cout
+        self.weight = weight
+        self.bias = bias
+        self.activation = activation
+        var packed: [Float] = []
+        if dk_has_avx512() != 0, cin > 0, cout > 0, weight.count == cin * cout,
+           cin * cout * 4 <= Conv2dOperator.pointwisePanelBound {
+            packed = [Float](repeating: 0, count: dk_pointwise_panel_floats(cout, cin))
+            for o in 0..<cout {
+                for c in 0..<cin { packed[Conv2dOperator.pointwisePanelIndex(out: o, in: c, inChannels: cin)] = weight[o * cin + c] }
+            }
+        }
+        panels = packed
+    }
 
     /// Loads `prefix.conv.weight` (`[cout, cin, 1, 1]` or `[cout, cin, 1]`), the optional `prefix.conv.bias`
     /// and, when `prefix.norm.weight` exists, the BN `prefix.norm.*` (folded with `eps`).
@@ -52,6 +74,10 @@ struct KMaXPointwise: Sendable {
         return [Float](unsafeUninitializedCapacity: count) { y, done in
             done = count
             guard let yb = y.baseAddress else { return }
+            if !inputPositionMajor && n > 0 && !panels.isEmpty && bias.count == cout && KernelDispatch.avx512 {
+                pointwisePanels(x, n: n, y: yb)
+                return
+            }
             bias.withUnsafeBufferPointer { bp in
                 Threading.parallelFor(cout, grain: max(1, KMaXMath.chunk / max(1, n))) { o in
                     (yb + o * n).update(repeating: bp[o], count: n)
@@ -64,6 +90,27 @@ struct KMaXPointwise: Sendable {
                            b: x, ldb: inputPositionMajor ? cin : n, beta: 1, c: yb, ldc: n)
             }
             KMaXMath.applyParallel(activation, yb, count: count)
+        }
+    }
+
+    /// `channelMajor` on the 1x1 kernel: blocks of 32 pixels (up to 16 per work item) from the bias, ReLU fused, other
+    /// activations on the item's pixels right after, items taken by whichever thread is free (as `Conv2dOperator`'s
+    /// 1x1 path). Each output sums its input channels in increasing order.
+    private func pointwisePanels(_ x: UnsafePointer<Float>, n: Int, y: UnsafeMutablePointer<Float>) {
+        let blocks = (n + 31) / 32, per = max(1, min(16, blocks / 8)), items = (blocks + per - 1) / per
+        let act = activation, cin = cin, cout = cout
+        panels.withUnsafeBufferPointer { pp in
+            bias.withUnsafeBufferPointer { bp in
+                guard let pw = pp.baseAddress, let bb = bp.baseAddress else { return }
+                Threading.dynamicFor(items) { item in
+                    let p0 = item * per * 32, p1 = min(n, p0 + per * 32)
+                    Conv2dOperator.pointwiseItem(x: x, hw: n, cin: cin, panels: pw, cout: cout, bias: bb,
+                                                 relu: act == .relu, y: y, p0: p0, p1: p1)
+                    if act != .none && act != .relu {
+                        for o in 0..<cout { act.apply(y + o * n + p0, count: p1 - p0) }
+                    }
+                }
+            }
         }
     }
 

@@ -184,7 +184,7 @@ enum KMaXMath {
     /// `activation` (applied in the same pass).
     static func layerNormChannels(_ x: [Float], channels c: Int, pixels n: Int, weight: [Float], bias: [Float], eps: Float,
                                   activation: Activation = .none) -> [Float] {
-        var y = [Float](repeating: 0, count: c * n)
+        var y = [Float](unsafeUninitializedCapacity: c * n) { _, done in done = c * n }   // every value written below
         var mean = [Float](repeating: 0, count: n), inv = [Float](repeating: 0, count: n)
         x.withUnsafeBufferPointer { xp in
             y.withUnsafeMutableBufferPointer { yp in
@@ -192,8 +192,9 @@ enum KMaXMath {
                     inv.withUnsafeMutableBufferPointer { vp in
                         guard let xb = xp.baseAddress, let yb = yp.baseAddress, let mb = mp.baseAddress, let vb = vp.baseAddress else { return }
                         // Fixed pixel chunks in parallel; inside a chunk, row-wise passes (contiguous, vectorisable):
-                        // mean, biased variance, then normalise.
-                        let pc = 2048
+                        // mean, biased variance, then normalise. A chunk's c rows stay within ~256 KB, so the three
+                        // passes read them from L2 (the sums run over channels in the same order for any chunk).
+                        let pc = max(64, min(2048, (64 * 1024 / max(1, c)) & ~15))
                         Threading.parallelFor((n + pc - 1) / pc) { chunk in
                             let lo = chunk * pc, cnt = min(pc, n - lo)
                             let m = mb + lo, v = vb + lo
