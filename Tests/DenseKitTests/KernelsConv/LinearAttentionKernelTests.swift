@@ -35,7 +35,8 @@ final class LinearAttentionKernelTests: XCTestCase {
     }
 
     /// The panel GEMM (AVX-512) against float64 and against the same panels through BLAS (vector kernels off):
-    /// row counts around the 14-row tile and the 56-row block, widths around the 32-column panel, strided rows,
+    /// row counts around the 14-row tile and the 56-row block (few row blocks: items cut into column runs too),
+    /// widths around the 32-column panel, strided rows,
     /// with and without bias, with GELU; also the same bits with one and two threads.
     func testLinearPanelGemmTails() throws {
         var rng = KAGenerator(seed: 77)

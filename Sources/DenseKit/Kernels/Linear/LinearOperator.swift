@@ -20,9 +20,9 @@ public enum LinearError: Error, CustomStringConvertible, Sendable, Equatable {
 /// Inputs are row-major `[rows, in]` (any leading dimensions flattened into rows), outputs
 /// `[rows, out]`. The weight is packed once at init. On CPUs with AVX-512 it is cut into 32-column panels
 /// (`[ceil(out/32)][in][32]`) for DenseKit's own GEMM (`dk_panel_gemm`): rows are processed in blocks of
-/// `blockRows`, each block computed from the bias and finished (activation) while it is in cache, and the
-/// blocks are handed to whichever thread is free (`Threading.dynamicFor`), so no weight repacking per call and
-/// no separate bias or activation pass. Elsewhere the weight is stored transposed (`[in, out]`) for one plain
+/// `blockRows` (and, when there are few blocks, runs of whole panels, for at least `minItems` work items), each
+/// computed from the bias and finished (activation) while it is in cache, and handed to whichever thread is free
+/// (`Threading.dynamicFor`), so no weight repacking per call and no separate bias or activation pass. Elsewhere the weight is stored transposed (`[in, out]`) for one plain
 /// `BLAS.sgemm` onto the bias and a parallel epilogue. Every output element sums over `in` in increasing order
 /// from the bias, whatever the thread count. `forward` is reentrant.
 public final class LinearOperator: @unchecked Sendable {
@@ -39,6 +39,9 @@ public final class LinearOperator: @unchecked Sendable {
     /// Rows per work item of the panel GEMM (four 14-row register tiles): small enough for a block of inputs
     /// and outputs to stay in L2, enough items for the threads to share unevenly.
     static let blockRows = 56
+    /// Work items the panel GEMM aims for at least (row blocks times column runs), so that threads running at
+    /// unequal speeds still finish together.
+    static let minItems = 16
     let packedBias: UnsafeMutablePointer<Float>?
 
     /// Creates the layer.
@@ -164,15 +167,24 @@ public final class LinearOperator: @unchecked Sendable {
             return
         }
         let block = LinearOperator.blockRows
-        Threading.dynamicFor((rows + block - 1) / block) { item in
-            let r0 = item * block, count = min(block, rows - r0)
-            let y = output + r0 * outputStride
-            _ = dk_panel_gemm(input + r0 * inputStride, inputStride, count, panels, n, k, bias, y, outputStride)
+        let rowItems = (rows + block - 1) / block
+        // Few row blocks (a few hundred tokens) would leave a thread idle at the end: cut the columns too, into runs
+        // of whole panels, so that there are about `minItems` items (fixed by the sizes, not the thread count).
+        let panelCount = (n + 31) / 32
+        let chunks = min(panelCount, max(1, (LinearOperator.minItems + rowItems - 1) / rowItems))
+        let width = ((panelCount + chunks - 1) / chunks) * 32
+        let columnItems = (n + width - 1) / width
+        Threading.dynamicFor(rowItems * columnItems) { item in
+            let r0 = (item / columnItems) * block, count = min(block, rows - r0)
+            let j0 = (item % columnItems) * width, w = min(width, n - j0)
+            let y = output + r0 * outputStride + j0
+            _ = dk_panel_gemm(input + r0 * inputStride, inputStride, count, panels + (j0 / 32) * k * 32, w, k,
+                              bias.map { $0 + j0 }, y, outputStride)
             if act == .none { return }
-            if outputStride == n {
+            if outputStride == n && w == n {
                 act.apply(y, count: count * n)
             } else {
-                for r in 0..<count { act.apply(y + r * outputStride, count: n) }
+                for r in 0..<count { act.apply(y + r * outputStride, count: w) }
             }
         }
     }
