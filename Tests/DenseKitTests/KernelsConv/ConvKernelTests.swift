@@ -141,8 +141,8 @@ final class ConvKernelTests: XCTestCase {
 
     /// The 1x1 kernel on weight panels (AVX-512) against the reference convolution and against BLAS (vector kernels
     /// off): output channels around the 14-channel panel, pixel counts around the 32-pixel block and the 16-block
-    /// work item, groups, each activation kind (none, fused ReLU, GELU after), batch 2; the same bits with 1 and 2
-    /// threads. A group's weights above the panel bound take the BLAS path.
+    /// work item, channel runs (few pixels), groups, each activation kind (none, fused ReLU, GELU after), batch 2;
+    /// the same bits with 1 and 2 threads. A group's weights above the panel bound take the BLAS path.
     func testPointwisePanelsTails() throws {
         var rng = KAGenerator(seed: 19)
         let saved = Threading.threads
@@ -151,6 +151,7 @@ final class ConvKernelTests: XCTestCase {
             (1, 1, 1, .none, [1, 1, 1, 1]), (5, 13, 1, .relu, [2, 5, 3, 11]), (16, 14, 1, .gelu, [1, 16, 4, 8]),
             (7, 15, 1, .none, [1, 7, 17, 31]), (24, 29, 1, .relu, [2, 24, 23, 29]), (12, 42, 3, .silu, [1, 12, 9, 61]),
             (64, 70, 2, .relu, [1, 64, 40, 50]),
+            (20, 45, 1, .gelu, [1, 20, 5, 13]),   // few pixels: items cut into runs of output channels too
         ]
         for (cin, cout, groups, act, shape) in cases {
             let p = Conv2dParameters(inChannels: cin, outChannels: cout, kernelH: 1, kernelW: 1, groups: groups, activation: act)

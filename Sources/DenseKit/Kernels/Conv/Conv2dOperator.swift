@@ -392,28 +392,46 @@ public final class Conv2dOperator: @unchecked Sendable {
         }
     }
 
+    /// How the 1x1 kernel's work on `planes` planes of `pixels` pixels and `outChannels` outputs is cut into work
+    /// items: `pixelItems` runs of up to `blocksPerItem` blocks of 32 pixels per plane, times `runs` runs of
+    /// `runChannels` output channels (whole 14-channel panels; one run unless the pixels give fewer than
+    /// `LinearOperator.minItems` items). Fixed by the sizes alone, never the thread count.
+    static func pointwiseCut(pixels: Int, outChannels: Int, planes: Int)
+        -> (blocksPerItem: Int, pixelItems: Int, runChannels: Int, runs: Int) {
+        let blocks = (pixels + 31) / 32
+        let per = max(1, min(16, blocks / 8))
+        let pixelItems = (blocks + per - 1) / per
+        let panelCount = (outChannels + 13) / 14, items = max(1, planes * pixelItems)
+        let wanted = min(panelCount, max(1, (LinearOperator.minItems + items - 1) / items))
+        let runChannels = ((panelCount + wanted - 1) / wanted) * 14
+        return (per, pixelItems, runChannels, (outChannels + runChannels - 1) / runChannels)
+    }
+
     /// 1x1 stride-1 unpadded on the weight panels (`dk_pointwise_conv`): work items of up to 16 blocks of 32
-    /// pixels of one image and group, each computed from the bias with ReLU fused (other activations run on the
-    /// item's pixels right after, in cache), taken by whichever thread is free.
+    /// pixels of one image and group (and, when a small image gives fewer than `LinearOperator.minItems` items,
+    /// runs of whole 14-channel panels), each computed from the bias with ReLU fused (other activations run on the
+    /// item's pixels right after, in cache), taken by whichever thread is free. The cut depends on the sizes only.
     private func forwardPointwisePanels(input: UnsafePointer<Float>, batch: Int, g: ConvGeometry,
                                         output: UnsafeMutablePointer<Float>) {
         let p = parameters
         let cinG = p.inChannelsPerGroup, coutG = p.outChannelsPerGroup, groups = p.groups, hw = g.inPixels
-        let blocks = (hw + 31) / 32
-        let per = max(1, min(16, blocks / 8))
-        let itemsPerPlane = (blocks + per - 1) / per
+        let cut = Conv2dOperator.pointwiseCut(pixels: hw, outChannels: coutG, planes: batch * groups)
+        let per = cut.blocksPerItem, itemsPerPlane = cut.pixelItems, runChannels = cut.runChannels, runCount = cut.runs
         let panelFloats = dk_pointwise_panel_floats(coutG, cinG)
         let act = p.activation
         let weight = UnsafePointer(packedWeight), bias = packedBias.map { UnsafePointer($0) }
-        Threading.dynamicFor(batch * groups * itemsPerPlane) { item in
-            let part = item % itemsPerPlane, grp = (item / itemsPerPlane) % groups, n = item / (itemsPerPlane * groups)
+        Threading.dynamicFor(batch * groups * itemsPerPlane * runCount) { item in
+            let run = item % runCount, plane = item / runCount
+            let part = plane % itemsPerPlane, grp = (plane / itemsPerPlane) % groups, n = plane / (itemsPerPlane * groups)
             let p0 = part * per * 32, p1 = min(hw, p0 + per * 32)
+            let o0 = run * runChannels, channels = min(runChannels, coutG - o0)
             let x = input + (n * p.inChannels + grp * cinG) * hw
-            let y = output + (n * p.outChannels + grp * coutG) * hw
-            Conv2dOperator.pointwiseItem(x: x, hw: hw, cin: cinG, panels: weight + grp * panelFloats, cout: coutG,
-                                         bias: bias.map { $0 + grp * coutG }, relu: act == .relu, y: y, p0: p0, p1: p1)
+            let y = output + (n * p.outChannels + grp * coutG + o0) * hw
+            Conv2dOperator.pointwiseItem(x: x, hw: hw, cin: cinG, panels: weight + grp * panelFloats + o0 * cinG,
+                                         cout: channels, bias: bias.map { $0 + grp * coutG + o0 }, relu: act == .relu,
+                                         y: y, p0: p0, p1: p1)
             if act != .none && act != .relu {
-                for o in 0..<coutG { ConvEpilogue.applyPlane(y + o * hw + p0, count: p1 - p0, bias: 0, activation: act) }
+                for o in 0..<channels { ConvEpilogue.applyPlane(y + o * hw + p0, count: p1 - p0, bias: 0, activation: act) }
             }
         }
     }

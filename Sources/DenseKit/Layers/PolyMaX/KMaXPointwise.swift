@@ -93,21 +93,23 @@ struct KMaXPointwise: Sendable {
         }
     }
 
-    /// `channelMajor` on the 1x1 kernel: blocks of 32 pixels (up to 16 per work item) from the bias, ReLU fused, other
-    /// activations on the item's pixels right after, items taken by whichever thread is free (as `Conv2dOperator`'s
-    /// 1x1 path). Each output sums its input channels in increasing order.
+    /// `channelMajor` on the 1x1 kernel: work items of blocks of 32 pixels and runs of output channels
+    /// (`Conv2dOperator.pointwiseCut`) from the bias, ReLU fused, other activations on the item's pixels right after,
+    /// taken by whichever thread is free (as `Conv2dOperator`'s 1x1 path). Each output sums its input channels in
+    /// increasing order.
     private func pointwisePanels(_ x: UnsafePointer<Float>, n: Int, y: UnsafeMutablePointer<Float>) {
-        let blocks = (n + 31) / 32, per = max(1, min(16, blocks / 8)), items = (blocks + per - 1) / per
+        let cut = Conv2dOperator.pointwiseCut(pixels: n, outChannels: cout, planes: 1)
         let act = activation, cin = cin, cout = cout
         panels.withUnsafeBufferPointer { pp in
             bias.withUnsafeBufferPointer { bp in
                 guard let pw = pp.baseAddress, let bb = bp.baseAddress else { return }
-                Threading.dynamicFor(items) { item in
-                    let p0 = item * per * 32, p1 = min(n, p0 + per * 32)
-                    Conv2dOperator.pointwiseItem(x: x, hw: n, cin: cin, panels: pw, cout: cout, bias: bb,
-                                                 relu: act == .relu, y: y, p0: p0, p1: p1)
+                Threading.dynamicFor(cut.pixelItems * cut.runs) { item in
+                    let p0 = (item / cut.runs) * cut.blocksPerItem * 32, p1 = min(n, p0 + cut.blocksPerItem * 32)
+                    let o0 = (item % cut.runs) * cut.runChannels, channels = min(cut.runChannels, cout - o0)
+                    Conv2dOperator.pointwiseItem(x: x, hw: n, cin: cin, panels: pw + o0 * cin, cout: channels, bias: bb + o0,
+                                                 relu: act == .relu, y: y + o0 * n, p0: p0, p1: p1)
                     if act != .none && act != .relu {
-                        for o in 0..<cout { act.apply(y + o * n + p0, count: p1 - p0) }
+                        for o in o0..<(o0 + channels) { act.apply(y + o * n + p0, count: p1 - p0) }
                     }
                 }
             }
