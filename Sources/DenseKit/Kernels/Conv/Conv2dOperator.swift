@@ -362,32 +362,34 @@ public final class Conv2dOperator: @unchecked Sendable {
             && p.inChannelsPerGroup * p.kernelH * p.kernelW * 32 * 4 <= 512 * 1024
     }
 
-    /// The direct path: work items of up to 16 blocks of 32 output pixels of one image and group, each gathering
-    /// its blocks' columns into scratch and running every 14-channel weight panel over them from the bias (ReLU
-    /// fused, other activations on the item's pixels right after), taken by whichever thread is free.
+    /// The direct path: work items of up to 16 blocks of 32 output pixels of one image and group (and runs of output
+    /// channels when the image is small, `pointwiseCut`), each gathering its blocks' columns into scratch and
+    /// running its 14-channel weight panels over them from the bias (ReLU fused, other activations on the item's
+    /// pixels right after), taken by whichever thread is free.
     private func forwardDirect(input: UnsafePointer<Float>, batch: Int, g: ConvGeometry, output: UnsafeMutablePointer<Float>) {
         let p = parameters
         let cinG = p.inChannelsPerGroup, coutG = p.outChannelsPerGroup, groups = p.groups
         let k = cinG * p.kernelH * p.kernelW, px = g.outPixels, inPx = g.inPixels
-        let blocks = (px + 31) / 32
-        let per = max(1, min(16, blocks / 8))
-        let itemsPerPlane = (blocks + per - 1) / per
+        let cut = Conv2dOperator.pointwiseCut(pixels: px, outChannels: coutG, planes: batch * groups)
+        let per = cut.blocksPerItem, itemsPerPlane = cut.pixelItems, runChannels = cut.runChannels, runCount = cut.runs
         let panelFloats = dk_pointwise_panel_floats(coutG, k)
         let act = p.activation
         let weight = UnsafePointer(packedWeight), bias = packedBias.map { UnsafePointer($0) }
-        Threading.dynamicFor(batch * groups * itemsPerPlane) { item in
-            let part = item % itemsPerPlane, grp = (item / itemsPerPlane) % groups, n = item / (itemsPerPlane * groups)
+        Threading.dynamicFor(batch * groups * itemsPerPlane * runCount) { item in
+            let run = item % runCount, plane = item / runCount
+            let part = plane % itemsPerPlane, grp = (plane / itemsPerPlane) % groups, n = plane / (itemsPerPlane * groups)
             let q0 = part * per * 32, q1 = min(px, q0 + per * 32)
+            let o0 = run * runChannels, channels = min(runChannels, coutG - o0)
             let x = input + (n * p.inChannels + grp * cinG) * inPx
-            let y = output + (n * p.outChannels + grp * coutG) * px
+            let y = output + (n * p.outChannels + grp * coutG + o0) * px
             let xpack = UnsafeMutableRawPointer.allocate(byteCount: k * 32 * MemoryLayout<Float>.stride, alignment: 64)
                 .bindMemory(to: Float.self, capacity: k * 32)
             defer { xpack.deallocate() }
-            _ = dk_conv_direct(x, cinG, g.height, g.width, weight + grp * panelFloats, coutG, bias.map { $0 + grp * coutG },
-                               act == .relu ? 1 : 0, y, g.outH, g.outW, g.kernelH, g.kernelW, g.strideH, g.strideW,
-                               g.dilationH, g.dilationW, g.padTop, g.padLeft, q0, q1, xpack)
+            _ = dk_conv_direct(x, cinG, g.height, g.width, weight + grp * panelFloats + o0 * k, channels,
+                               bias.map { $0 + grp * coutG + o0 }, act == .relu ? 1 : 0, y, g.outH, g.outW, g.kernelH,
+                               g.kernelW, g.strideH, g.strideW, g.dilationH, g.dilationW, g.padTop, g.padLeft, q0, q1, xpack)
             if act != .none && act != .relu {
-                for o in 0..<coutG { ConvEpilogue.applyPlane(y + o * px + q0, count: q1 - q0, bias: 0, activation: act) }
+                for o in 0..<channels { ConvEpilogue.applyPlane(y + o * px + q0, count: q1 - q0, bias: 0, activation: act) }
             }
         }
     }
