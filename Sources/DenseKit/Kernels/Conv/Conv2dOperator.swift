@@ -91,9 +91,9 @@ public final class Conv2dOperator: @unchecked Sendable {
             path = .im2col
         }
         rowShiftPlan = path == .rowShift ? plan : nil
+        // The direct kernel reads nothing but the panels (its weight bound is part of `directApplies`).
         let panels = (path == .pointwise && dk_has_avx512() != 0
             && p.inChannelsPerGroup * p.outChannelsPerGroup * 4 <= Conv2dOperator.pointwisePanelBound) || path == .direct
-            && p.inChannelsPerGroup * p.outChannelsPerGroup * 4 <= Conv2dOperator.pointwisePanelBound
         pointwisePanels = panels
         if panels {
             packedWeight = Conv2dOperator.pointwisePack(weight, p)
@@ -356,10 +356,12 @@ public final class Conv2dOperator: @unchecked Sendable {
     /// Whether a convolution that is neither depthwise, 1x1 nor Winograd runs on the direct kernel
     /// (`dk_conv_direct`): the CPU has AVX-512 and the convolution is strided (stems, downsampling; stride-1
     /// convolutions stay on the row-shift GEMMs), with one item's gathered columns (`C_in/g * kH * kW * 32` floats)
-    /// within L2.
+    /// within L2 and `C_in/g * C_out/g * 4` bytes within `pointwisePanelBound` (the 1x1 path's bound; larger ones stay on
+    /// the GEMMs).
     static func directApplies(_ p: Conv2dParameters) -> Bool {
         allowDirect && dk_has_avx512() != 0 && (p.strideH > 1 || p.strideW > 1)
             && p.inChannelsPerGroup * p.kernelH * p.kernelW * 32 * 4 <= 512 * 1024
+            && p.inChannelsPerGroup * p.outChannelsPerGroup * 4 <= pointwisePanelBound
     }
 
     /// The direct path: work items of up to 16 blocks of 32 output pixels of one image and group (and runs of output
