@@ -27,6 +27,59 @@ final class DirectConvBreakTests: XCTestCase {
         }
     }
 
+    /// `C_in/g * kH * kW` at the scratch bound (4096: direct) and just above it (not direct), a kernel much larger
+    /// than the image with padding beyond it, groups with stride 3.
+    func testDirectConvScratchBoundEdges() throws {
+        var rng = KAGenerator(seed: 43)
+        let cases: [(p: Conv2dParameters, h: Int, w: Int, direct: Bool)] = [
+            (Conv2dParameters(inChannels: 256, outChannels: 20, kernelH: 4, kernelW: 4, strideH: 4, strideW: 4), 9, 70, true),
+            (Conv2dParameters(inChannels: 1, outChannels: 15, kernelH: 64, kernelW: 64, strideH: 32, strideW: 32,
+                              padH: 40, padW: 40, activation: .relu), 5, 3, true),
+            (Conv2dParameters(inChannels: 4097, outChannels: 3, kernelH: 1, kernelW: 1, strideH: 2, strideW: 2), 3, 3, false),
+            (Conv2dParameters(inChannels: 12, outChannels: 30, kernelH: 3, kernelW: 3, strideH: 3, strideW: 3, padH: 1, padW: 1,
+                              groups: 3, activation: .gelu), 2, 100, true),
+        ]
+        for c in cases {
+            let w = rng.tensor([c.p.outChannels, c.p.inChannelsPerGroup, c.p.kernelH, c.p.kernelW]), b = rng.tensor([c.p.outChannels])
+            let op = try Conv2dOperator(c.p, weight: w, bias: b)
+            if KernelDispatch.avx512 { XCTAssertEqual(op.path == .direct, c.direct, "\(c.p)") }
+            let x = rng.tensor([2, c.p.inChannels, c.h, c.w])
+            let want = referenceConv2d(x, w, b, c.p)
+            Threading.threads = 2
+            let two = op(x)
+            assertClose(two, want, tol: 1e-4, "\(c.p)")   // float32 sums of up to 4096 products
+            Threading.threads = 3
+            assertBitIdentical(op(x), two, "\(c.p) 3 vs 2 threads")
+        }
+    }
+
+    /// A workspace sized while the vector kernels were on (0 floats for the direct path, as an execution plan sizes
+    /// it) must still do when they are switched off before the call (the im2col fallback must not write past it).
+    func testDirectFallbackIgnoresStaleWorkspace() throws {
+        var rng = KAGenerator(seed: 45)
+        let p = Conv2dParameters(inChannels: 8, outChannels: 16, kernelH: 3, kernelW: 3, strideH: 2, strideW: 2, padH: 1, padW: 1)
+        let w = rng.tensor([16, 8, 3, 3]), x = rng.tensor([1, 8, 20, 30])
+        let op = try Conv2dOperator(p, weight: w, bias: nil)
+        let planned = op.workspaceCount(batch: 1, height: 20, width: 30)
+        let guardFloats = 1 << 16
+        let ws = UnsafeMutablePointer<Float>.allocate(capacity: planned + guardFloats)
+        defer { ws.deallocate() }
+        ws.initialize(repeating: 7, count: planned + guardFloats)
+        let o = p.outputSize(height: 20, width: 30)
+        var y = [Float](repeating: 0, count: 16 * o.height * o.width)
+        KernelDispatch.allowVectorKernels = false
+        x.withUnsafeBufferPointer { xp in
+            y.withUnsafeMutableBufferPointer { yp in
+                op.forward(input: xp.baseAddress!, batch: 1, height: 20, width: 30, output: yp.baseAddress!, workspace: ws)
+            }
+        }
+        KernelDispatch.allowVectorKernels = true
+        var touched = 0
+        for i in planned..<(planned + guardFloats) where ws[i] != 7 { touched += 1 }
+        XCTAssertEqual(touched, 0, "floats written past the planned workspace (\(planned))")
+        assertClose(Tensor(shape: [1, 16, o.height, o.width], values: y), referenceConv2d(x, w, nil, p), tol: 2e-5, "fallback")
+    }
+
     /// Random strided geometries (tiny images, outW 1, padding beyond the image, kernels larger than the image,
     /// dilation, stride 3-5, uneven strides, groups, batch 2, NaN inputs) against the float64 reference, with
     /// 1, 2 and 3 threads bit-identical.

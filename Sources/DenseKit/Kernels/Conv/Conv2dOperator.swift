@@ -298,9 +298,12 @@ public final class Conv2dOperator: @unchecked Sendable {
             forwardDirect(input: input, batch: batch, g: g, output: output)
         case .im2col, .rowShift, .direct:
             let need = workspaceCount(batch: batch, height: height, width: width)
-            let owned = workspace == nil ? UnsafeMutablePointer<Float>.allocate(capacity: max(1, need)) : nil
+            // The direct path's fallback (vector kernels switched off) takes its own columns: a caller's workspace may
+            // have been sized while the vector kernels were on (0 floats for this path, e.g. an execution plan's).
+            let given = path == .direct ? nil : workspace
+            let owned = given == nil ? UnsafeMutablePointer<Float>.allocate(capacity: max(1, need)) : nil
             defer { owned?.deallocate() }
-            guard let col = workspace ?? owned else { return }
+            guard let col = given ?? owned else { return }
             if path == .rowShift, let plan = rowShiftPlan, let rows = plan.tileRows(outH: g.outH, outW: g.outW) {
                 forwardRowShift(input: input, batch: batch, g: g, plan: plan, tileRows: rows, output: output, col: col)
             } else if path == .rowShift || path == .direct {
