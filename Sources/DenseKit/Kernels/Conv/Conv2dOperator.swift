@@ -367,79 +367,91 @@ public final class Conv2dOperator: @unchecked Sendable {
             && p.inChannelsPerGroup * p.outChannelsPerGroup * 4 <= pointwisePanelBound
     }
 
-    /// The direct path: work items of up to 16 blocks of 32 output pixels of one image and group (and runs of output
-    /// channels when the image is small, `pointwiseCut`), each gathering its blocks' columns into scratch and
-    /// running its 14-channel weight panels over them from the bias (ReLU fused, other activations on the item's
-    /// pixels right after), taken by whichever thread is free.
+    /// The direct path: each work item (`PointwiseCut`) gathers its blocks' columns into scratch and runs its
+    /// 14-channel weight panels over them from the bias (`dk_conv_direct`).
     private func forwardDirect(input: UnsafePointer<Float>, batch: Int, g: ConvGeometry, output: UnsafeMutablePointer<Float>) {
-        let p = parameters
-        let cinG = p.inChannelsPerGroup, coutG = p.outChannelsPerGroup, groups = p.groups
-        let k = cinG * p.kernelH * p.kernelW, px = g.outPixels, inPx = g.inPixels
-        let cut = Conv2dOperator.pointwiseCut(pixels: px, outChannels: coutG, planes: batch * groups)
-        let per = cut.blocksPerItem, itemsPerPlane = cut.pixelItems, runChannels = cut.runChannels, runCount = cut.runs
-        let panelFloats = dk_pointwise_panel_floats(coutG, k)
-        let act = p.activation
-        let weight = UnsafePointer(packedWeight), bias = packedBias.map { UnsafePointer($0) }
-        Threading.dynamicFor(batch * groups * itemsPerPlane * runCount) { item in
-            let run = item % runCount, plane = item / runCount
-            let part = plane % itemsPerPlane, grp = (plane / itemsPerPlane) % groups, n = plane / (itemsPerPlane * groups)
-            let q0 = part * per * 32, q1 = min(px, q0 + per * 32)
-            let o0 = run * runChannels, channels = min(runChannels, coutG - o0)
-            let x = input + (n * p.inChannels + grp * cinG) * inPx
-            let y = output + (n * p.outChannels + grp * coutG + o0) * px
+        let k = parameters.inChannelsPerGroup * parameters.kernelH * parameters.kernelW
+        let relu: Int32 = parameters.activation == .relu ? 1 : 0
+        forEachPanelItem(input: input, batch: batch, inPixels: g.inPixels, outPixels: g.outPixels, inputsPerOutput: k,
+                         output: output) { x, w, b, y, channels, q0, q1 in
             let xpack = UnsafeMutableRawPointer.allocate(byteCount: k * 32 * MemoryLayout<Float>.stride, alignment: 64)
                 .bindMemory(to: Float.self, capacity: k * 32)
             defer { xpack.deallocate() }
-            _ = dk_conv_direct(x, cinG, g.height, g.width, weight + grp * panelFloats + o0 * k, channels,
-                               bias.map { $0 + grp * coutG + o0 }, act == .relu ? 1 : 0, y, g.outH, g.outW, g.kernelH,
-                               g.kernelW, g.strideH, g.strideW, g.dilationH, g.dilationW, g.padTop, g.padLeft, q0, q1, xpack)
+            _ = dk_conv_direct(x, parameters.inChannelsPerGroup, g.height, g.width, w, channels, b, relu, y, g.outH, g.outW,
+                               g.kernelH, g.kernelW, g.strideH, g.strideW, g.dilationH, g.dilationW, g.padTop, g.padLeft,
+                               q0, q1, xpack)
+        }
+    }
+
+    /// Runs the 14-channel-panel kernels' work items (`PointwiseCut`) on whichever thread is free: `run(x, weights,
+    /// bias, y, channels, p0, p1)` gets the item's input plane group, its run of weight panels and bias, its output
+    /// channels' planes, and its output pixels `[p0, p1)`; the kernel fuses ReLU, other activations run here on the
+    /// item's pixels right after, in cache.
+    private func forEachPanelItem(input: UnsafePointer<Float>, batch: Int, inPixels: Int, outPixels: Int, inputsPerOutput k: Int,
+                                  output: UnsafeMutablePointer<Float>,
+                                  _ run: (UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>?,
+                                          UnsafeMutablePointer<Float>, Int, Int, Int) -> Void) {
+        let p = parameters
+        let cinG = p.inChannelsPerGroup, coutG = p.outChannelsPerGroup, groups = p.groups
+        let cut = PointwiseCut(pixels: outPixels, outChannels: coutG, planes: batch * groups)
+        let panelFloats = dk_pointwise_panel_floats(coutG, k)
+        let act = p.activation
+        let weight = UnsafePointer(packedWeight), bias = packedBias.map { UnsafePointer($0) }
+        Threading.dynamicFor(cut.count) { i in
+            let (plane, p0, p1, o0, channels) = cut.item(i)
+            let grp = plane % groups, n = plane / groups
+            let y = output + (n * p.outChannels + grp * coutG + o0) * outPixels
+            run(input + (n * p.inChannels + grp * cinG) * inPixels, weight + grp * panelFloats + o0 * k,
+                bias.map { $0 + grp * coutG + o0 }, y, channels, p0, p1)
             if act != .none && act != .relu {
-                for o in 0..<channels { ConvEpilogue.applyPlane(y + o * px + q0, count: q1 - q0, bias: 0, activation: act) }
+                for o in 0..<channels { ConvEpilogue.applyPlane(y + o * outPixels + p0, count: p1 - p0, bias: 0, activation: act) }
             }
         }
     }
 
-    /// How the 1x1 kernel's work on `planes` planes of `pixels` pixels and `outChannels` outputs is cut into work
-    /// items: `pixelItems` runs of up to `blocksPerItem` blocks of 32 pixels per plane, times `runs` runs of
-    /// `runChannels` output channels (whole 14-channel panels; one run unless the pixels give fewer than
-    /// `LinearOperator.minItems` items). Fixed by the sizes alone, never the thread count.
-    static func pointwiseCut(pixels: Int, outChannels: Int, planes: Int)
-        -> (blocksPerItem: Int, pixelItems: Int, runChannels: Int, runs: Int) {
-        let blocks = (pixels + 31) / 32
-        let per = max(1, min(16, blocks / 8))
-        let pixelItems = (blocks + per - 1) / per
-        let panelCount = (outChannels + 13) / 14, items = max(1, planes * pixelItems)
-        let wanted = min(panelCount, max(1, (LinearOperator.minItems + items - 1) / items))
-        let runChannels = ((panelCount + wanted - 1) / wanted) * 14
-        return (per, pixelItems, runChannels, (outChannels + runChannels - 1) / runChannels)
+    /// How the 1x1 and direct kernels' work on `planes` planes (images x groups) of `pixels` output pixels and
+    /// `outChannels` outputs is cut into work items: per plane, `pixelItems` runs of up to `blocksPerItem` blocks of 32
+    /// pixels, each times `runs` runs of `runChannels` output channels (whole 14-channel panels; one run unless the
+    /// pixels give fewer than `LinearOperator.minItems` items). Fixed by the sizes alone, never the thread count.
+    struct PointwiseCut {
+        let pixels: Int, outChannels: Int, planes: Int
+        let blocksPerItem: Int, pixelItems: Int, runChannels: Int, runs: Int
+
+        init(pixels: Int, outChannels: Int, planes: Int) {
+            self.pixels = pixels
+            self.outChannels = outChannels
+            self.planes = planes
+            let blocks = (pixels + 31) / 32
+            blocksPerItem = max(1, min(16, blocks / 8))
+            pixelItems = (blocks + blocksPerItem - 1) / blocksPerItem
+            let panelCount = (outChannels + 13) / 14, items = max(1, planes * pixelItems)
+            let wanted = min(panelCount, max(1, (LinearOperator.minItems + items - 1) / items))
+            runChannels = ((panelCount + wanted - 1) / wanted) * 14
+            runs = (outChannels + runChannels - 1) / runChannels
+        }
+
+        /// Number of work items.
+        var count: Int { planes * pixelItems * runs }
+
+        /// Work item `i` (`0..<count`): its plane, pixels `[p0, p1)` and output channels `[o0, o0 + channels)`.
+        func item(_ i: Int) -> (plane: Int, p0: Int, p1: Int, o0: Int, channels: Int) {
+            let run = i % runs, rest = i / runs
+            let p0 = (rest % pixelItems) * blocksPerItem * 32, o0 = run * runChannels
+            return (rest / pixelItems, p0, min(pixels, p0 + blocksPerItem * 32), o0, min(runChannels, outChannels - o0))
+        }
     }
 
     /// 1x1 stride-1 unpadded on the weight panels (`dk_pointwise_conv`): work items of up to 16 blocks of 32
     /// pixels of one image and group (and, when a small image gives fewer than `LinearOperator.minItems` items,
-    /// runs of whole 14-channel panels), each computed from the bias with ReLU fused (other activations run on the
-    /// item's pixels right after, in cache), taken by whichever thread is free. The cut depends on the sizes only.
+    /// runs of whole 14-channel panels; `PointwiseCut`), each computed from the bias, taken by whichever thread is
+    /// free. The cut depends on the sizes only.
     private func forwardPointwisePanels(input: UnsafePointer<Float>, batch: Int, g: ConvGeometry,
                                         output: UnsafeMutablePointer<Float>) {
-        let p = parameters
-        let cinG = p.inChannelsPerGroup, coutG = p.outChannelsPerGroup, groups = p.groups, hw = g.inPixels
-        let cut = Conv2dOperator.pointwiseCut(pixels: hw, outChannels: coutG, planes: batch * groups)
-        let per = cut.blocksPerItem, itemsPerPlane = cut.pixelItems, runChannels = cut.runChannels, runCount = cut.runs
-        let panelFloats = dk_pointwise_panel_floats(coutG, cinG)
-        let act = p.activation
-        let weight = UnsafePointer(packedWeight), bias = packedBias.map { UnsafePointer($0) }
-        Threading.dynamicFor(batch * groups * itemsPerPlane * runCount) { item in
-            let run = item % runCount, plane = item / runCount
-            let part = plane % itemsPerPlane, grp = (plane / itemsPerPlane) % groups, n = plane / (itemsPerPlane * groups)
-            let p0 = part * per * 32, p1 = min(hw, p0 + per * 32)
-            let o0 = run * runChannels, channels = min(runChannels, coutG - o0)
-            let x = input + (n * p.inChannels + grp * cinG) * hw
-            let y = output + (n * p.outChannels + grp * coutG + o0) * hw
-            Conv2dOperator.pointwiseItem(x: x, hw: hw, cin: cinG, panels: weight + grp * panelFloats + o0 * cinG,
-                                         cout: channels, bias: bias.map { $0 + grp * coutG + o0 }, relu: act == .relu,
+        let cinG = parameters.inChannelsPerGroup, hw = g.inPixels, relu = parameters.activation == .relu
+        forEachPanelItem(input: input, batch: batch, inPixels: hw, outPixels: hw, inputsPerOutput: cinG,
+                         output: output) { x, w, b, y, channels, p0, p1 in
+            Conv2dOperator.pointwiseItem(x: x, hw: hw, cin: cinG, panels: w, cout: channels, bias: b, relu: relu,
                                          y: y, p0: p0, p1: p1)
-            if act != .none && act != .relu {
-                for o in 0..<channels { ConvEpilogue.applyPlane(y + o * hw + p0, count: p1 - p0, bias: 0, activation: act) }
-            }
         }
     }
 

@@ -94,18 +94,17 @@ struct KMaXPointwise: Sendable {
     }
 
     /// `channelMajor` on the 1x1 kernel: work items of blocks of 32 pixels and runs of output channels
-    /// (`Conv2dOperator.pointwiseCut`) from the bias, ReLU fused, other activations on the item's pixels right after,
+    /// (`Conv2dOperator.PointwiseCut`) from the bias, ReLU fused, other activations on the item's pixels right after,
     /// taken by whichever thread is free (as `Conv2dOperator`'s 1x1 path). Each output sums its input channels in
     /// increasing order.
     private func pointwisePanels(_ x: UnsafePointer<Float>, n: Int, y: UnsafeMutablePointer<Float>) {
-        let cut = Conv2dOperator.pointwiseCut(pixels: n, outChannels: cout, planes: 1)
-        let act = activation, cin = cin, cout = cout
+        let cut = Conv2dOperator.PointwiseCut(pixels: n, outChannels: cout, planes: 1)
+        let act = activation, cin = cin
         panels.withUnsafeBufferPointer { pp in
             bias.withUnsafeBufferPointer { bp in
                 guard let pw = pp.baseAddress, let bb = bp.baseAddress else { return }
-                Threading.dynamicFor(cut.pixelItems * cut.runs) { item in
-                    let p0 = (item / cut.runs) * cut.blocksPerItem * 32, p1 = min(n, p0 + cut.blocksPerItem * 32)
-                    let o0 = (item % cut.runs) * cut.runChannels, channels = min(cut.runChannels, cout - o0)
+                Threading.dynamicFor(cut.count) { i in
+                    let (_, p0, p1, o0, channels) = cut.item(i)
                     Conv2dOperator.pointwiseItem(x: x, hw: n, cin: cin, panels: pw + o0 * cin, cout: channels, bias: bb + o0,
                                                  relu: act == .relu, y: y + o0 * n, p0: p0, p1: p1)
                     if act != .none && act != .relu {
