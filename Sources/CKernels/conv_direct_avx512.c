@@ -6,13 +6,9 @@
  * panel of up to 14 output channels runs the 14 x 32 register tile of gemm_tile_avx512.h over k in increasing order
  * from the bias, as the 1x1 kernel does: an im2col that never leaves L2, with no GEMM call per block. */
 #include "CKernels.h"
-#include "gemm_tile_avx512.h"
+#include "gemm_tile_avx512.h"   /* dk_panels_over_block: the 1x1 kernel's panels over a packed block */
 #include <immintrin.h>
 
-#define MR DK_TILE_MR
-
-/* A(i, kk) = wp[kk * 14 + i]: a panel of 14 output channels' weights */
-DK_GEMM_TILES(direct_tile, 1, MR)
 
 typedef struct {
     const float *x;
@@ -76,8 +72,7 @@ static void gather_segment(const direct_geometry *g, long oh, long ow0, long len
 __attribute__((target("avx512f")))
 static void conv_direct_512(const direct_geometry *g, const float *wp, long cout, const float *bias, int relu,
                             float *y, long outPixels, long q0, long q1, float *xpack) {
-    long kdim = g->cin * g->kH * g->kW, panels = (cout + MR - 1) / MR;
-    const __m512 zero = _mm512_setzero_ps();
+    long kdim = g->cin * g->kH * g->kW;
     for (long q = q0; q < q1; q += 32) {
         long w = q1 - q < 32 ? q1 - q : 32;
         for (long t0 = 0; t0 < w;) {
@@ -91,12 +86,7 @@ static void conv_direct_512(const direct_geometry *g, const float *wp, long cout
             for (long k = 0; k < kdim; k++)
                 for (long t = w; t < 32; t++) xpack[k * 32 + t] = 0.0f;
         }
-        __mmask16 m0 = dk_tile_mask0(w), m1 = dk_tile_mask1(w);
-        for (long p = 0; p < panels; p++) {
-            long o = p * MR, mr = cout - o < MR ? cout - o : MR;
-            direct_tile_table[mr](kdim, wp + p * kdim * MR, 0, xpack, bias ? bias + o : 0, zero, zero, relu,
-                                  y + o * outPixels + q, outPixels, m0, m1);
-        }
+        dk_panels_over_block(kdim, wp, cout, bias, relu, xpack, w, y + q, outPixels);
     }
 }
 

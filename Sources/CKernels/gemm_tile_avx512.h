@@ -61,4 +61,11 @@ static inline __mmask16 dk_tile_mask1(long w) {
     return (__mmask16)(w >= 32 ? 0xFFFFu : (w > 16 ? ((1u << (w - 16)) - 1u) : 0u));
 }
 
+/* Every 14-channel panel of `wp` (`cout` outputs over `k` inputs, dk_pointwise_conv's panel layout) over one packed
+ * block `xpack[k][32]` of which `w` columns are valid: y[o*ldy + t] = act(bias[o] + sum_kk W[o][kk] xpack[kk][t]),
+ * t < w, k in increasing order from the bias (NULL: zero), act ReLU when relu is 1 (NaN kept). Defined in
+ * pointwise_avx512.c; used by the 1x1 kernel and the direct convolution. AVX-512F only. */
+void dk_panels_over_block(long k, const float *wp, long cout, const float *bias, int relu, const float *xpack, long w,
+                          float *y, long ldy);
+
 #endif

@@ -13,11 +13,24 @@
 /* A(i, kk) = wp[kk * 14 + i]: a panel of 14 output channels' weights */
 DK_GEMM_TILES(pw_tile, 1, MR)
 
+/* Every 14-channel panel of wp (cout outputs over k inputs) over one packed block xpack[k][32] (w valid columns):
+ * y[o*ldy + t] = act(bias[o] + sum_kk wp(o, kk) * xpack[kk][t]) for t < w. Shared with the direct convolution
+ * (conv_direct_avx512.c), whose gathered columns have the same layout. */
+__attribute__((target("avx512f")))
+void dk_panels_over_block(long k, const float *wp, long cout, const float *bias, int relu, const float *xpack, long w,
+                          float *y, long ldy) {
+    long panels = (cout + MR - 1) / MR;
+    const __m512 zero = _mm512_setzero_ps();
+    __mmask16 m0 = dk_tile_mask0(w), m1 = dk_tile_mask1(w);
+    for (long q = 0; q < panels; q++) {
+        long o = q * MR, mr = cout - o < MR ? cout - o : MR;
+        pw_tile_table[mr](k, wp + q * k * MR, 0, xpack, bias ? bias + o : 0, zero, zero, relu, y + o * ldy, ldy, m0, m1);
+    }
+}
+
 __attribute__((target("avx512f")))
 static void pointwise_512(const float *x, long hw, long cin, const float *wp, long cout, const float *bias,
                           int relu, float *y, long p0, long p1, float *xpack) {
-    long panels = (cout + MR - 1) / MR;
-    const __m512 zero = _mm512_setzero_ps();
     for (long p = p0; p < p1; p += 32) {
         long w = p1 - p < 32 ? p1 - p : 32;
         __mmask16 m0 = dk_tile_mask0(w), m1 = dk_tile_mask1(w);
@@ -26,11 +39,7 @@ static void pointwise_512(const float *x, long hw, long cin, const float *wp, lo
             _mm512_store_ps(xpack + c * 32, _mm512_maskz_loadu_ps(m0, src));
             _mm512_store_ps(xpack + c * 32 + 16, _mm512_maskz_loadu_ps(m1, src + 16));
         }
-        for (long q = 0; q < panels; q++) {
-            long o = q * MR, mr = cout - o < MR ? cout - o : MR;
-            pw_tile_table[mr](cin, wp + q * cin * MR, 0, xpack, bias ? bias + o : 0, zero, zero, relu, y + o * hw + p, hw,
-                              m0, m1);
-        }
+        dk_panels_over_block(cin, wp, cout, bias, relu, xpack, w, y + p, hw);
     }
 }
 

@@ -49,6 +49,19 @@ public enum Threading {
         }
     }
 
+    /// Work items that a partition fixed by the sizes aims for at least (`panelsPerRun`), so that threads running at
+    /// unequal speeds still finish together under `dynamicFor`.
+    static let minItems = 16
+
+    /// Panels per run when each of `items` work items (blocks of rows or pixels) is also cut into runs of whole
+    /// weight panels, so that there are about `minItems` items: all `panels` (one run) when `items` reaches
+    /// `minItems` already. Depends on the sizes only, never on `threads`, so the work of each output is the same
+    /// for any thread count.
+    static func panelsPerRun(panels: Int, items: Int) -> Int {
+        let runs = min(max(1, panels), max(1, (minItems + max(1, items) - 1) / max(1, items)))
+        return (max(1, panels) + runs - 1) / runs
+    }
+
     /// Runs `body(i)` for every `i` in `0..<count` on up to `threads` threads, each taking the next index as soon as
     /// it is free (an uneven share when one core runs slower than the other, as the cores of a shared virtual
     /// machine often do). For items of real size (a block of a GEMM): the hand-out costs a lock per item. Each

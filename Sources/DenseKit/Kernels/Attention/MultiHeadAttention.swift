@@ -17,9 +17,13 @@ public final class MultiHeadAttention: @unchecked Sendable {
     public let numHeads: Int
     /// Head size `D = E / H`.
     public var headDim: Int { embedDim / numHeads }
-    let qProj: LinearOperator, kProj: LinearOperator, vProj: LinearOperator
+    /// The fused `[3E, E]` projection (self-attention: one GEMM for q, k and v).
     let qkvProj: LinearOperator
     let outProj: LinearOperator
+    /// The separate q, k and v projections for cross-attention, sliced from `qkvProj` on first use (a self-attention
+    /// model never builds them, so it holds the in-projection once).
+    private var separate: (q: LinearOperator, k: LinearOperator, v: LinearOperator)?
+    private let separateLock = NSLock()
 
     /// Creates the layer from the module's state_dict tensors.
     /// - Parameters:
@@ -47,11 +51,20 @@ public final class MultiHeadAttention: @unchecked Sendable {
         }
         self.embedDim = e
         self.numHeads = numHeads
-        qProj = try LinearOperator(weight: inProjWeight, rowOffset: 0, rows: e, bias: inProjBias, biasOffset: 0, activation: .none)
-        kProj = try LinearOperator(weight: inProjWeight, rowOffset: e, rows: e, bias: inProjBias, biasOffset: e, activation: .none)
-        vProj = try LinearOperator(weight: inProjWeight, rowOffset: 2 * e, rows: e, bias: inProjBias, biasOffset: 2 * e, activation: .none)
         qkvProj = try LinearOperator(weight: inProjWeight, bias: inProjBias)
         outProj = try LinearOperator(weight: outProjWeight, bias: outProjBias)
+    }
+
+    /// The separate q, k and v projections (rows `0..<E`, `E..<2E`, `2E..<3E` of the in-projection), built once.
+    private func separateProjections() throws -> (q: LinearOperator, k: LinearOperator, v: LinearOperator) {
+        separateLock.lock()
+        defer { separateLock.unlock() }
+        if let p = separate { return p }
+        let e = embedDim
+        let p = (q: try qkvProj.slice(first: 0, count: e), k: try qkvProj.slice(first: e, count: e),
+                 v: try qkvProj.slice(first: 2 * e, count: e))
+        separate = p
+        return p
     }
 
     /// Attention of `query` `[B, L, E]` over `key` `[B, S, E]` / `value` `[B, S, E]`; returns `[B, L, E]`.
@@ -87,6 +100,7 @@ public final class MultiHeadAttention: @unchecked Sendable {
                 heads(q: qkv, k: qkv + e, v: qkv + 2 * e, ld: 3 * e, batch: b, l: l, s: s, scale: scale, out: concat, scratch: scratch)
             }
         } else {
+            let (qProj, kProj, vProj) = try separateProjections()
             let q = UnsafeMutablePointer<Float>.allocate(capacity: b * l * e)
             let k = UnsafeMutablePointer<Float>.allocate(capacity: max(1, b * s * e))
             let v = UnsafeMutablePointer<Float>.allocate(capacity: max(1, b * s * e))

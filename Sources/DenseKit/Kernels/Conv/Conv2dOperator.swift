@@ -52,11 +52,12 @@ public final class Conv2dOperator: @unchecked Sendable {
     /// Bias `[C_out]` or nil.
     let packedBias: UnsafeMutablePointer<Float>?
     /// `.pointwise` on DenseKit's own kernel (`dk_pointwise_conv`, the CPU has AVX-512 and one group's weights fit
-    /// `pointwisePanelBound` bytes, so they stay in L2 while the pixels stream past): `packedWeight` then holds, per
-    /// group, panels of 14 output channels (`[ceil(C_out/g/14)][C_in/g][14]`) instead of PyTorch's layout.
+    /// `pointwisePanelBound` bytes, so they stay in L2 while the pixels stream past), and always `.direct`
+    /// (`dk_conv_direct`): `packedWeight` then holds, per group, panels of 14 output channels over the
+    /// `C_in/g * kH * kW` inputs (`[ceil(C_out/g/14)][C_in/g*kH*kW][14]`) instead of PyTorch's layout.
     let pointwisePanels: Bool
-    /// Largest weight matrix of one group, in bytes, that the 1x1 kernel takes (larger ones go to `BLAS.sgemm`,
-    /// which blocks the weights for the cache).
+    /// Largest weight matrix of one group, in bytes, that the 1x1 and direct kernels take (larger ones go to
+    /// `BLAS.sgemm`, which blocks the weights for the cache).
     static let pointwisePanelBound = 1 << 20
 
     /// Creates the operator and packs the weights.
@@ -158,14 +159,20 @@ public final class Conv2dOperator: @unchecked Sendable {
         let per = dk_pointwise_panel_floats(coutG, cinG), n = max(1, per * p.groups)
         let dst = UnsafeMutableRawPointer.allocate(byteCount: n * MemoryLayout<Float>.stride, alignment: 64)
             .bindMemory(to: Float.self, capacity: n)
-        dst.initialize(repeating: 0, count: n)
         t.withUnsafeBufferPointer { w in
-            for o in 0..<p.outChannels {
-                let g = o / coutG, ol = o - g * coutG
-                for c in 0..<cinG { dst[g * per + pointwisePanelIndex(out: ol, in: c, inChannels: cinG)] = w[o * cinG + c] }
-            }
+            guard let base = w.baseAddress else { dst.initialize(repeating: 0, count: n); return }
+            for g in 0..<p.groups { packPanels(base + g * coutG * cinG, cout: coutG, inputs: cinG, into: dst + g * per) }
         }
         return dst
+    }
+
+    /// Writes `dk_pointwise_conv`'s panels of one row-major `cout x inputs` matrix `w` into `dst`
+    /// (`dk_pointwise_panel_floats(cout, inputs)` floats, zero past the last output).
+    static func packPanels(_ w: UnsafePointer<Float>, cout: Int, inputs: Int, into dst: UnsafeMutablePointer<Float>) {
+        dst.initialize(repeating: 0, count: dk_pointwise_panel_floats(cout, inputs))
+        for o in 0..<cout {
+            for c in 0..<inputs { dst[pointwisePanelIndex(out: o, in: c, inChannels: inputs)] = w[o * inputs + c] }
+        }
     }
 
     /// The PyTorch-layout weights, rebuilt from the row-shift packing (used when an image is too
@@ -233,10 +240,7 @@ public final class Conv2dOperator: @unchecked Sendable {
         let px = o.height * o.width
         if px <= 0 { return 0 }
         switch path {
-        case .pointwise, .depthwise: return 0
-        case .direct:
-            // the direct kernel takes its scratch per work item; this is for the im2col fallback (vector kernels off)
-            return KernelDispatch.avx512 ? 0 : gemmK * tilePixels(outPixels: px)
+        case .pointwise, .depthwise, .direct: return 0   // direct: scratch per work item (its fallback allocates its own)
         case .rowShift:
             if let plan = rowShiftPlan, let rows = plan.tileRows(outH: o.height, outW: o.width) {
                 return plan.columnFloats(rows: rows, outW: o.width)
@@ -297,9 +301,10 @@ public final class Conv2dOperator: @unchecked Sendable {
         case .direct where KernelDispatch.avx512:
             forwardDirect(input: input, batch: batch, g: g, output: output)
         case .im2col, .rowShift, .direct:
-            let need = workspaceCount(batch: batch, height: height, width: width)
-            // The direct path's fallback (vector kernels switched off) takes its own columns: a caller's workspace may
-            // have been sized while the vector kernels were on (0 floats for this path, e.g. an execution plan's).
+            // The direct path's fallback (vector kernels switched off, tests) takes its own columns: the direct path
+            // asks for no workspace.
+            let need = path == .direct ? gemmK * tilePixels(outPixels: g.outPixels)
+                                       : workspaceCount(batch: batch, height: height, width: width)
             let given = path == .direct ? nil : workspace
             let owned = given == nil ? UnsafeMutablePointer<Float>.allocate(capacity: max(1, need)) : nil
             defer { owned?.deallocate() }
@@ -412,7 +417,7 @@ public final class Conv2dOperator: @unchecked Sendable {
     /// How the 1x1 and direct kernels' work on `planes` planes (images x groups) of `pixels` output pixels and
     /// `outChannels` outputs is cut into work items: per plane, `pixelItems` runs of up to `blocksPerItem` blocks of 32
     /// pixels, each times `runs` runs of `runChannels` output channels (whole 14-channel panels; one run unless the
-    /// pixels give fewer than `LinearOperator.minItems` items). Fixed by the sizes alone, never the thread count.
+    /// pixels give fewer than `Threading.minItems` items). Fixed by the sizes alone, never the thread count.
     struct PointwiseCut {
         let pixels: Int, outChannels: Int, planes: Int
         let blocksPerItem: Int, pixelItems: Int, runChannels: Int, runs: Int
@@ -424,9 +429,7 @@ public final class Conv2dOperator: @unchecked Sendable {
             let blocks = (pixels + 31) / 32
             blocksPerItem = max(1, min(16, blocks / 8))
             pixelItems = (blocks + blocksPerItem - 1) / blocksPerItem
-            let panelCount = (outChannels + 13) / 14, items = max(1, planes * pixelItems)
-            let wanted = min(panelCount, max(1, (LinearOperator.minItems + items - 1) / items))
-            runChannels = ((panelCount + wanted - 1) / wanted) * 14
+            runChannels = Threading.panelsPerRun(panels: (outChannels + 13) / 14, items: planes * pixelItems) * 14
             runs = (outChannels + runChannels - 1) / runChannels
         }
 
@@ -442,7 +445,7 @@ public final class Conv2dOperator: @unchecked Sendable {
     }
 
     /// 1x1 stride-1 unpadded on the weight panels (`dk_pointwise_conv`): work items of up to 16 blocks of 32
-    /// pixels of one image and group (and, when a small image gives fewer than `LinearOperator.minItems` items,
+    /// pixels of one image and group (and, when a small image gives fewer than `Threading.minItems` items,
     /// runs of whole 14-channel panels; `PointwiseCut`), each computed from the bias, taken by whichever thread is
     /// free. The cut depends on the sizes only.
     private func forwardPointwisePanels(input: UnsafePointer<Float>, batch: Int, g: ConvGeometry,

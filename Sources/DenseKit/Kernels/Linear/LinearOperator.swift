@@ -20,10 +20,10 @@ public enum LinearError: Error, CustomStringConvertible, Sendable, Equatable {
 /// Inputs are row-major `[rows, in]` (any leading dimensions flattened into rows), outputs
 /// `[rows, out]`. The weight is packed once at init. On CPUs with AVX-512 it is cut into 32-column panels
 /// (`[ceil(out/32)][in][32]`) for DenseKit's own GEMM (`dk_panel_gemm`): rows are processed in blocks of
-/// `blockRows` (and, when there are few blocks, runs of whole panels, for at least `minItems` work items), each
-/// computed from the bias and finished (activation) while it is in cache, and handed to whichever thread is free
-/// (`Threading.dynamicFor`), so no weight repacking per call and no separate bias or activation pass. Elsewhere the weight is stored transposed (`[in, out]`) for one plain
-/// `BLAS.sgemm` onto the bias and a parallel epilogue. Every output element sums over `in` in increasing order
+/// `blockRows` (and, when there are few blocks, runs of whole panels: `Threading.panelsPerRun`), each computed
+/// from the bias and finished (activation) while it is in cache, and handed to whichever thread is free
+/// (`Threading.dynamicFor`), so no weight repacking per call and no separate bias or activation pass. Elsewhere
+/// the weight is stored transposed (`[in, out]`) for one plain `BLAS.sgemm` onto the bias and a parallel epilogue. Every output element sums over `in` in increasing order
 /// from the bias, whatever the thread count. `forward` is reentrant.
 public final class LinearOperator: @unchecked Sendable {
     /// Input features.
@@ -39,9 +39,6 @@ public final class LinearOperator: @unchecked Sendable {
     /// Rows per work item of the panel GEMM (four 14-row register tiles): small enough for a block of inputs
     /// and outputs to stay in L2, enough items for the threads to share unevenly.
     static let blockRows = 56
-    /// Work items the panel GEMM aims for at least (row blocks times column runs), so that threads running at
-    /// unequal speeds still finish together.
-    static let minItems = 16
     let packedBias: UnsafeMutablePointer<Float>?
 
     /// Creates the layer.
@@ -112,6 +109,25 @@ public final class LinearOperator: @unchecked Sendable {
         packedBias?.deallocate()
     }
 
+    /// A layer computing output features `[first, first + count)` of this one (same activation): its weight rows
+    /// and bias entries, read back from the packed copy (exact: packing only moves values).
+    /// - Throws: `LinearError.shapeMismatch` when the range is empty or outside `0..<outFeatures`.
+    func slice(first: Int, count: Int) throws -> LinearOperator {
+        guard first >= 0, count > 0, first + count <= outFeatures else {
+            throw LinearError.shapeMismatch("linear output features \(first)..<\(first + count) outside 0..<\(outFeatures)")
+        }
+        let k = inFeatures, n = outFeatures
+        var w = [Float](repeating: 0, count: count * k)
+        for o in 0..<count {
+            let j = first + o
+            for i in 0..<k {
+                w[o * k + i] = usesPanels ? packedWeight[(j / 32) * k * 32 + i * 32 + j % 32] : packedWeight[i * n + j]
+            }
+        }
+        let b = packedBias.map { pb in Tensor(shape: [count], values: (0..<count).map { pb[first + $0] }) }
+        return try LinearOperator(weight: Tensor(shape: [count, k], values: w), bias: b, activation: activation)
+    }
+
     /// Multiply-adds times two for `rows` rows.
     public func flops(rows: Int) -> Double { 2 * Double(rows) * Double(inFeatures) * Double(outFeatures) }
 
@@ -169,10 +185,8 @@ public final class LinearOperator: @unchecked Sendable {
         let block = LinearOperator.blockRows
         let rowItems = (rows + block - 1) / block
         // Few row blocks (a few hundred tokens) would leave a thread idle at the end: cut the columns too, into runs
-        // of whole panels, so that there are about `minItems` items (fixed by the sizes, not the thread count).
-        let panelCount = (n + 31) / 32
-        let chunks = min(panelCount, max(1, (LinearOperator.minItems + rowItems - 1) / rowItems))
-        let width = ((panelCount + chunks - 1) / chunks) * 32
+        // of whole panels (fixed by the sizes, not the thread count).
+        let width = Threading.panelsPerRun(panels: (n + 31) / 32, items: rowItems) * 32
         let columnItems = (n + width - 1) / width
         Threading.dynamicFor(rowItems * columnItems) { item in
             let r0 = (item / columnItems) * block, count = min(block, rows - r0)

@@ -25,9 +25,14 @@ struct KMaXPointwise: Sendable {
         var packed: [Float] = []
         if dk_has_avx512() != 0, cin > 0, cout > 0, weight.count == cin * cout,
            cin * cout * 4 <= Conv2dOperator.pointwisePanelBound {
-            packed = [Float](repeating: 0, count: dk_pointwise_panel_floats(cout, cin))
-            for o in 0..<cout {
-                for c in 0..<cin { packed[Conv2dOperator.pointwisePanelIndex(out: o, in: c, inChannels: cin)] = weight[o * cin + c] }
+            let count = dk_pointwise_panel_floats(cout, cin)
+            packed = [Float](repeating: 0, count: count)
+            packed.withUnsafeMutableBufferPointer { dst in
+                weight.withUnsafeBufferPointer { w in
+                    if let src = w.baseAddress, let d = dst.baseAddress {
+                        Conv2dOperator.packPanels(src, cout: cout, inputs: cin, into: d)
+                    }
+                }
             }
         }
         panels = packed
