@@ -125,6 +125,17 @@ long dk_attention_query_scratch(long L, int dq, int dv);
 int dk_softmax_rows(float *x, long rows, long cols, float scale);
 
 /**
+ * Layer normalisation of `rows` rows of `cols` floats (row stride `cols`): `y = (z - mu) / sqrt(var + eps) *
+ * weight + bias` per row of `z`, `weight` / `bias` `cols` floats or NULL. Without `residual` (NULL), `z = x`; with
+ * it (same layout), `z = x + residual` (float) is first written to `sum` (which may equal `x`). Mean and variance
+ * are summed in double, the affine step in double as DenseKit's Swift `NormKernels.layerNormRow` (no fused
+ * multiply-add); `y` may equal `x` or `sum`. Returns 1 when done, 0 when this CPU lacks AVX-512, `cols < 1` or
+ * `residual` comes without `sum` (nothing written).
+ */
+int dk_layernorm_rows(const float *x, const float *residual, float *sum, long rows, long cols, const float *weight,
+                      const float *bias, double eps, float *y);
+
+/**
  * Winograd F(2x2, 3x3) input transform (Lavin & Gray 2016): for the output tiles `t0 ..< t0 + count`
  * (row-major over a `tilesH x tilesW` grid of 2x2 output blocks) and channels `c0 ..< c1` of the plane
  * stack `x` (`channels x height x width`), reads the 4x4 input patch at rows `2*ty - padT + i`, columns

@@ -51,7 +51,7 @@ extension ViT: DenseModel {
         }
         let patches = try timed("patch_embed", "conv2d", flops: Double(2 * b * n * e * 3 * ps * ps)) { try patchEmbed.checkedCall(input) }
         var x = timed("embed", "add_pos") {
-            var x = Tensor(zeros: [b, 1 + n, e], layout: .tokens)
+            var x = Tensor(uninitialized: [b, 1 + n, e], layout: .tokens)   // embed writes every row
             patches.withUnsafeBufferPointer { pb in clsToken.withUnsafeBufferPointer { cb in pos.withUnsafeBufferPointer { qb in
                 x.withUnsafeMutableBufferPointer { xb in
                     guard let pp = pb.baseAddress, let cp = cb.baseAddress, let qp = qb.baseAddress, let xp = xb.baseAddress else { return }

@@ -26,8 +26,8 @@ final class ViTBlock: @unchecked Sendable {
     func callAsFunction(_ x: Tensor) throws -> Tensor {
         var x = x
         let a = try attn(try NormKernels.layerNorm(x, weight: norm1w, bias: norm1b, eps: eps))
-        ViT.addInPlace(&x, a)
-        let h = try fc2.checkedCall(try fc1.checkedCall(try NormKernels.layerNorm(x, weight: norm2w, bias: norm2b, eps: eps)))
+        let n2 = try NormKernels.addLayerNorm(&x, residual: a, weight: norm2w, bias: norm2b, eps: eps)
+        let h = try fc2.checkedCall(try fc1.checkedCall(n2))
         ViT.addInPlace(&x, h)
         return x
     }
@@ -152,7 +152,7 @@ public final class ViT: @unchecked Sendable {
         let b = image.shape[0], gh = image.shape[2] / ps, gw = image.shape[3] / ps, n = gh * gw
         let pos = try PosEmbedResample.resample(posEmbed, from: (config.posGridH, config.posGridW), to: (gh, gw))
         let patches = try patchEmbed.checkedCall(image)   // [B, C, gh, gw]
-        var x = Tensor(zeros: [b, 1 + n, e], layout: .tokens)
+        var x = Tensor(uninitialized: [b, 1 + n, e], layout: .tokens)   // embed writes every row
         patches.withUnsafeBufferPointer { pb in clsToken.withUnsafeBufferPointer { cb in pos.withUnsafeBufferPointer { qb in
             x.withUnsafeMutableBufferPointer { xb in
                 guard let pp = pb.baseAddress, let cp = cb.baseAddress, let qp = qb.baseAddress, let xp = xb.baseAddress else { return }
@@ -193,8 +193,8 @@ public final class ViT: @unchecked Sendable {
     static func finish(_ x: Tensor, gh: Int, gw: Int, into outs: [String: Tensor]) -> [String: Tensor] {
         var outs = outs
         let b = x.shape[0], l = x.shape[1], c = x.shape[2], n = gh * gw
-        var y = Tensor(zeros: [b, c, gh, gw])
-        var cls = Tensor(zeros: [b, c])
+        var y = Tensor(uninitialized: [b, c, gh, gw])   // transposeOut writes every element of y and cls
+        var cls = Tensor(uninitialized: [b, c])
         x.withUnsafeBufferPointer { xb in y.withUnsafeMutableBufferPointer { yb in cls.withUnsafeMutableBufferPointer { cb in
             guard let xp = xb.baseAddress, let yp = yb.baseAddress, let cp = cb.baseAddress else { return }
             transposeOut(xp, batch: b, rows: l, tokens: n, channels: c, yp, cp)
@@ -210,7 +210,21 @@ public final class ViT: @unchecked Sendable {
         for bi in 0..<batch {
             let xb = x + bi * l * c
             (cls + bi * c).update(from: xb, count: c)
-            for t in 0..<n { for k in 0..<c { y[(bi * c + k) * n + t] = xb[(1 + t) * c + k] } }
+            forEachTile(tokens: n, channels: c) { t, k in y[(bi * c + k) * n + t] = xb[(1 + t) * c + k] }
+        }
+    }
+
+    /// Calls `body(t, k)` for every token `t < tokens` and channel `k < channels`, in 32 x 32 tiles, so that a
+    /// transpose between `[tokens, channels]` and `[channels, tokens]` keeps both sides' lines in L1.
+    @inline(__always)
+    static func forEachTile(tokens n: Int, channels c: Int, _ body: (Int, Int) -> Void) {
+        let tile = 32
+        for t0 in stride(from: 0, to: n, by: tile) {
+            let t1 = min(n, t0 + tile)
+            for k0 in stride(from: 0, to: c, by: tile) {
+                let k1 = min(c, k0 + tile)
+                for t in t0..<t1 { for k in k0..<k1 { body(t, k) } }
+            }
         }
     }
 
@@ -220,7 +234,7 @@ public final class ViT: @unchecked Sendable {
         for bi in 0..<batch {
             let xb = x + bi * (1 + n) * c
             for k in 0..<c { xb[k] = cls[k] + pos[k] }
-            for t in 0..<n { for k in 0..<c { xb[(1 + t) * c + k] = p[(bi * c + k) * n + t] + pos[(1 + t) * c + k] } }
+            forEachTile(tokens: n, channels: c) { t, k in xb[(1 + t) * c + k] = p[(bi * c + k) * n + t] + pos[(1 + t) * c + k] }
         }
     }
 }

@@ -1,3 +1,4 @@
+import CKernels
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -56,8 +57,30 @@ public enum NormKernels {
                                  weight: UnsafePointer<Float>?, bias: UnsafePointer<Float>?, eps: Double,
                                  _ y: UnsafeMutablePointer<Float>) {
         guard rows > 0, cols > 0 else { return }
+        let vector = KernelDispatch.avx512
         Threading.parallelFor(rows, grain: max(1, 8192 / cols)) { r in
+            if vector && dk_layernorm_rows(x + r * cols, nil, nil, 1, cols, weight, bias, eps, y + r * cols) != 0 { return }
             layerNormRow(x + r * cols, cols: cols, weight: weight, bias: bias, eps: eps, y + r * cols)
+        }
+    }
+
+    /// A residual connection followed by layer normalisation, in one pass over the rows: `x += residual`, then
+    /// `y = layerNorm(x)` (as `layerNorm(_:rows:cols:weight:bias:eps:_:)`).
+    /// - Parameters:
+    ///   - x: `[rows, cols]` row-major; receives `x + residual` (float sums).
+    ///   - residual: `[rows, cols]`.
+    ///   - weight, bias: `cols` values each, or nil.
+    ///   - y: `[rows, cols]`; may equal `x`.
+    public static func addLayerNorm(_ x: UnsafeMutablePointer<Float>, residual: UnsafePointer<Float>, rows: Int, cols: Int,
+                                    weight: UnsafePointer<Float>?, bias: UnsafePointer<Float>?, eps: Double,
+                                    _ y: UnsafeMutablePointer<Float>) {
+        guard rows > 0, cols > 0 else { return }
+        let vector = KernelDispatch.avx512
+        Threading.parallelFor(rows, grain: max(1, 8192 / cols)) { r in
+            let xr = x + r * cols, rr = residual + r * cols
+            if vector && dk_layernorm_rows(xr, rr, xr, 1, cols, weight, bias, eps, y + r * cols) != 0 { return }
+            for i in 0..<cols { xr[i] += rr[i] }
+            layerNormRow(xr, cols: cols, weight: weight, bias: bias, eps: eps, y + r * cols)
         }
     }
 
@@ -261,6 +284,28 @@ extension NormKernels {
                 layerNorm(xb, rows: rows, cols: cols, weight: w, bias: b, eps: eps, yb)
             } }
         } }
+        return y
+    }
+
+    /// `x += residual`, then `layerNorm(x)` over the last dimension (one pass; see
+    /// `addLayerNorm(_:residual:rows:cols:weight:bias:eps:_:)`). `x` and `residual` have the same shape.
+    /// - Returns: the normalised tensor, shape of `x`.
+    /// - Throws: `KernelArgumentError` on mismatched sizes.
+    public static func addLayerNorm(_ x: inout Tensor, residual: Tensor, weight: Tensor?, bias: Tensor?,
+                                    eps: Double) throws -> Tensor {
+        guard let cols = x.shape.last, cols > 0 else { throw KernelArgumentError("addLayerNorm: empty shape \(x.shape)") }
+        guard residual.shape == x.shape else {
+            throw KernelArgumentError("addLayerNorm: residual \(residual.shape) does not match \(x.shape)")
+        }
+        try checkVector(weight, cols, "weight", "addLayerNorm"); try checkVector(bias, cols, "bias", "addLayerNorm")
+        let rows = x.count / cols
+        var y = Tensor(uninitialized: x.shape, layout: x.layout)   // every row is written below
+        residual.withUnsafeBufferPointer { rs in x.withUnsafeMutableBufferPointer { xs in y.withUnsafeMutableBufferPointer { ys in
+            withOptional(weight) { w in withOptional(bias) { b in
+                guard let xb = xs.baseAddress, let rb = rs.baseAddress, let yb = ys.baseAddress else { return }
+                addLayerNorm(xb, residual: rb, rows: rows, cols: cols, weight: w, bias: b, eps: eps, yb)
+            } }
+        } } }
         return y
     }
 
