@@ -62,8 +62,11 @@ extension ViT: DenseModel {
         }
         let depth = config.depth
         func block(_ i: Int) throws {
-            let v = x
-            x = try timed("blocks.\(i)", "vit_block", flops: blockFlops(batch: b, tokens: v.shape[1])) { try blocks[i](v) }
+            let y = try timed("blocks.\(i)", "vit_block", flops: blockFlops(batch: b, tokens: x.shape[1])) { () throws -> Tensor in
+                try blocks[i](&x)
+                return x
+            }
+            x = y
         }
         func norm() throws {
             let v = x

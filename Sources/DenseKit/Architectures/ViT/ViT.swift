@@ -23,13 +23,12 @@ final class ViTBlock: @unchecked Sendable {
         eps = config.lnEps
     }
 
-    func callAsFunction(_ x: Tensor) throws -> Tensor {
-        var x = x
+    /// Runs the block on `x` in place (the residual sums are written into `x`'s storage when no one else holds it).
+    func callAsFunction(_ x: inout Tensor) throws {
         let a = try attn(try NormKernels.layerNorm(x, weight: norm1w, bias: norm1b, eps: eps))
         let n2 = try NormKernels.addLayerNorm(&x, residual: a, weight: norm2w, bias: norm2b, eps: eps)
         let h = try fc2.checkedCall(try fc1.checkedCall(n2))
         ViT.addInPlace(&x, h)
-        return x
     }
 }
 
@@ -163,27 +162,27 @@ public final class ViT: @unchecked Sendable {
         var outs: [String: Tensor] = [:]
         let depth = config.depth
         guard let cc = config.cluster else {
-            for blk in blocks { x = try blk(x) }
+            for blk in blocks { try blk(&x) }
             x = try NormKernels.layerNorm(x, weight: normW, bias: normB, eps: config.lnEps)
             return Self.finish(x, gh: gh, gw: gw, into: outs)
         }
         let clustering = try TokenClustering(grid: (gh, gw), cells: (cc.cellsH, cc.cellsW), window: cc.window, iters: cc.iters,
                                              temperature: Float(cc.temperature), classToken: true)
         let recon = try TokenReconstruction(k: cc.reconK, temperature: Float(cc.reconTemperature), stabilized: cc.reconStabilized)
-        for i in 0..<cc.alpha { x = try blocks[i](x) }
+        for i in 0..<cc.alpha { try blocks[i](&x) }
         outs["feat_alpha"] = x
         let feat = Self.rows(x, from: 1, count: n)
         x = try clustering(x).centres
         outs["clustered"] = x
         let m = cc.cellsH * cc.cellsW
         let centres = Self.rows(x, from: 1, count: m)
-        for i in cc.alpha..<cc.beta { x = try blocks[i](x) }
+        for i in cc.alpha..<cc.beta { try blocks[i](&x) }
         if cc.beta == depth { x = try NormKernels.layerNorm(x, weight: normW, bias: normB, eps: config.lnEps) }
         outs["before_recon"] = x
         let y = try recon(feat: feat, centres: centres, x: Self.rows(x, from: 1, count: m)).y
         x = Self.withClass(x, y)
         if cc.beta < depth {
-            for i in cc.beta..<depth { x = try blocks[i](x) }
+            for i in cc.beta..<depth { try blocks[i](&x) }
             x = try NormKernels.layerNorm(x, weight: normW, bias: normB, eps: config.lnEps)
         }
         return Self.finish(x, gh: gh, gw: gw, into: outs)
