@@ -66,7 +66,7 @@ public final class ExecutionContext {
         var result: [String: Tensor] = [:]
         for (name, v) in zip(graph.outputNames, plan.outputValueIDs) {
             let src = buffers[v]
-            var t = Tensor(zeros: src.shape)
+            var t = Tensor(uninitialized: src.shape)   // every sample is copied below
             t.withUnsafeMutableBufferPointer { dst in
                 guard let d = dst.baseAddress else { return }
                 for n in 0..<src.batch { (d + n * src.sampleCount).update(from: src.sample(n), count: src.sampleCount) }

@@ -54,10 +54,10 @@ public struct Tensor: Sendable {
     /// A tensor holding a copy of `values` (row-major) with the given shape.
     /// - Precondition: `values.count` equals the product of `shape`.
     public init(shape: [Int], values: [Float], layout: TensorLayout? = nil) {
-        self.init(zeros: shape, layout: layout)
+        self.init(uninitialized: shape, layout: layout)   // every element is copied from `values` below
         precondition(values.count == count, "\(values.count) values for shape \(shape)")
         values.withUnsafeBufferPointer { src in
-            storage.pointer.update(from: src.baseAddress!, count: src.count)
+            if let base = src.baseAddress { storage.pointer.update(from: base, count: src.count) }
         }
     }
 

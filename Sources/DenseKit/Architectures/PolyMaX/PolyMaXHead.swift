@@ -95,7 +95,7 @@ public final class PolyMaXHead: Sendable {
     public func run(res2: Tensor, res3: Tensor, res4: Tensor, res5: Tensor) throws -> PolyMaXHeadOutput {
         let (b, maps) = try pixelDecoder.split(res2: res2, res3: res3, res4: res4, res5: res5)
         let d = config.queryDim, k = config.numClusters, c1 = config.numClasses + 1, e = config.embedDim
-        var ml: [Float] = [], cl: [Float] = [], pe: [Float] = [], cc: [Float] = [], ce: [Float] = []
+        var ml: [[Float]] = [], cl: [[Float]] = [], pe: [[Float]] = [], cc: [[Float]] = [], ce: [[Float]] = []
         var assign = [[Int64]](repeating: [], count: layers.count)
         var sizes = [(Int, Int)](repeating: (0, 0), count: layers.count)
         var flips = [Double?](repeating: nil, count: layers.count)
@@ -120,20 +120,38 @@ public final class PolyMaXHead: Sendable {
             let cEmb = classProjection(q, n: k)
             let mEmb = maskProjection(q, n: k)
             let pix = predictor.pixelEmbedding(x.data, h: x.h, w: x.w)
-            ml += predictor.maskLogits(mEmb, clusters: k, pixelEmbedding: pix, n: x.h * x.w)
-            cl += predictor.classLogits(cEmb, clusters: k)
-            pe += pix
-            cc += q
-            ce += cEmb
+            ml.append(predictor.maskLogits(mEmb, clusters: k, pixelEmbedding: pix, n: x.h * x.w))
+            cl.append(predictor.classLogits(cEmb, clusters: k))
+            pe.append(pix)
+            cc.append(q)
+            ce.append(cEmb)
             h4 = x.h; w4 = x.w
         }
         return PolyMaXHeadOutput(
-            maskLogits: Tensor(shape: [b, k, h4, w4], values: ml),
-            classLogits: Tensor(shape: [b, k, c1], values: cl),
-            pixelEmbedding: Tensor(shape: [b, e, h4, w4], values: pe),
-            clusterCenters: Tensor(shape: [b, d, k], values: cc),
-            clusterEmbeddings: Tensor(shape: [b, d, k], values: ce),
+            maskLogits: Self.batched([b, k, h4, w4], ml),
+            classLogits: Self.batched([b, k, c1], cl),
+            pixelEmbedding: Self.batched([b, e, h4, w4], pe),
+            clusterCenters: Self.batched([b, d, k], cc),
+            clusterEmbeddings: Self.batched([b, d, k], ce),
             assignments: assign.enumerated().map { IndexTensor(shape: [b, sizes[$0.offset].0, sizes[$0.offset].1], values: $0.element) },
             assignmentFlips: flips)
+    }
+
+    /// A `shape` tensor from the images' results in order, copied once (no concatenated array in between). The
+    /// parts fill it exactly (`shape[0]` images of equal size); were they to fall short, the rest would be zeros,
+    /// and nothing past the tensor is ever written.
+    static func batched(_ shape: [Int], _ parts: [[Float]]) -> Tensor {
+        let total = parts.reduce(0) { $0 + $1.count }
+        var t = total == shape.reduce(1, *) ? Tensor(uninitialized: shape) : Tensor(zeros: shape)
+        t.withUnsafeMutableBufferPointer { dst in
+            guard let base = dst.baseAddress else { return }
+            var at = 0
+            for p in parts where at < dst.count {
+                let n = min(p.count, dst.count - at)
+                p.withUnsafeBufferPointer { src in if let s = src.baseAddress { (base + at).update(from: s, count: n) } }
+                at += n
+            }
+        }
+        return t
     }
 }
