@@ -400,14 +400,25 @@ public final class Conv2dOperator: @unchecked Sendable {
         let cinG = p.inChannelsPerGroup, coutG = p.outChannelsPerGroup, groups = p.groups
         let cut = PointwiseCut(pixels: outPixels, outChannels: coutG, planes: batch * groups)
         let panelFloats = dk_pointwise_panel_floats(coutG, k)
-        let act = p.activation
         let weight = UnsafePointer(packedWeight), bias = packedBias.map { UnsafePointer($0) }
-        Threading.dynamicFor(cut.count) { i in
-            let (plane, p0, p1, o0, channels) = cut.item(i)
+        Conv2dOperator.runPanelItems(cut, outPixels: outPixels, activation: p.activation) { plane, p0, p1, o0, channels in
             let grp = plane % groups, n = plane / groups
             let y = output + (n * p.outChannels + grp * coutG + o0) * outPixels
             run(input + (n * p.inChannels + grp * cinG) * inPixels, weight + grp * panelFloats + o0 * k,
                 bias.map { $0 + grp * coutG + o0 }, y, channels, p0, p1)
+            return y
+        }
+    }
+
+    /// Runs `cut`'s work items on whichever thread is free (`Threading.dynamicFor`): `run(plane, p0, p1, o0,
+    /// channels)` computes one item (from the bias, ReLU fused) and returns the output row of its first channel
+    /// (rows `outPixels` apart); any other `activation` then runs on the item's pixels `[p0, p1)` of each of its
+    /// channels, in cache. Shared by the 1x1 and direct paths and `KMaXPointwise`.
+    static func runPanelItems(_ cut: PointwiseCut, outPixels: Int, activation act: Activation,
+                              _ run: (_ plane: Int, _ p0: Int, _ p1: Int, _ o0: Int, _ channels: Int) -> UnsafeMutablePointer<Float>) {
+        Threading.dynamicFor(cut.count) { i in
+            let (plane, p0, p1, o0, channels) = cut.item(i)
+            let y = run(plane, p0, p1, o0, channels)
             if act != .none && act != .relu {
                 for o in 0..<channels { ConvEpilogue.applyPlane(y + o * outPixels + p0, count: p1 - p0, bias: 0, activation: act) }
             }

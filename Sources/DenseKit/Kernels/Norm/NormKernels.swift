@@ -56,12 +56,7 @@ public enum NormKernels {
     public static func layerNorm(_ x: UnsafePointer<Float>, rows: Int, cols: Int,
                                  weight: UnsafePointer<Float>?, bias: UnsafePointer<Float>?, eps: Double,
                                  _ y: UnsafeMutablePointer<Float>) {
-        guard rows > 0, cols > 0 else { return }
-        let vector = KernelDispatch.avx512
-        Threading.parallelFor(rows, grain: max(1, 8192 / cols)) { r in
-            if vector && dk_layernorm_rows(x + r * cols, nil, nil, 1, cols, weight, bias, eps, y + r * cols) != 0 { return }
-            layerNormRow(x + r * cols, cols: cols, weight: weight, bias: bias, eps: eps, y + r * cols)
-        }
+        layerNormRows(x, residual: nil, sum: nil, rows: rows, cols: cols, weight: weight, bias: bias, eps: eps, y)
     }
 
     /// A residual connection followed by layer normalisation, in one pass over the rows: `x += residual`, then
@@ -74,13 +69,26 @@ public enum NormKernels {
     public static func addLayerNorm(_ x: UnsafeMutablePointer<Float>, residual: UnsafePointer<Float>, rows: Int, cols: Int,
                                     weight: UnsafePointer<Float>?, bias: UnsafePointer<Float>?, eps: Double,
                                     _ y: UnsafeMutablePointer<Float>) {
+        layerNormRows(UnsafePointer(x), residual: residual, sum: x, rows: rows, cols: cols, weight: weight, bias: bias,
+                      eps: eps, y)
+    }
+
+    /// The rows of `layerNorm` and `addLayerNorm`, in parallel: with `residual` (and `sum`), `sum = x + residual`
+    /// is normalised, else `x`; the AVX-512 kernel (`dk_layernorm_rows`) or the Swift row.
+    private static func layerNormRows(_ x: UnsafePointer<Float>, residual: UnsafePointer<Float>?, sum: UnsafeMutablePointer<Float>?,
+                                      rows: Int, cols: Int, weight: UnsafePointer<Float>?, bias: UnsafePointer<Float>?,
+                                      eps: Double, _ y: UnsafeMutablePointer<Float>) {
         guard rows > 0, cols > 0 else { return }
         let vector = KernelDispatch.avx512
         Threading.parallelFor(rows, grain: max(1, 8192 / cols)) { r in
-            let xr = x + r * cols, rr = residual + r * cols
-            if vector && dk_layernorm_rows(xr, rr, xr, 1, cols, weight, bias, eps, y + r * cols) != 0 { return }
-            for i in 0..<cols { xr[i] += rr[i] }
-            layerNormRow(xr, cols: cols, weight: weight, bias: bias, eps: eps, y + r * cols)
+            let xr = x + r * cols, rr = residual.map { $0 + r * cols }, sr = sum.map { $0 + r * cols }
+            if vector && dk_layernorm_rows(xr, rr, sr, 1, cols, weight, bias, eps, y + r * cols) != 0 { return }
+            var z = xr
+            if let rr, let sr {
+                for i in 0..<cols { sr[i] = xr[i] + rr[i] }
+                z = UnsafePointer(sr)
+            }
+            layerNormRow(z, cols: cols, weight: weight, bias: bias, eps: eps, y + r * cols)
         }
     }
 

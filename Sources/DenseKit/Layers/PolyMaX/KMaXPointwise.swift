@@ -26,13 +26,16 @@ struct KMaXPointwise: Sendable {
         if dk_has_avx512() != 0, cin > 0, cout > 0, weight.count == cin * cout,
            cin * cout * 4 <= Conv2dOperator.pointwisePanelBound {
             let count = dk_pointwise_panel_floats(cout, cin)
-            packed = [Float](repeating: 0, count: count)
-            packed.withUnsafeMutableBufferPointer { dst in
+            packed = [Float](unsafeUninitializedCapacity: count) { dst, done in
                 weight.withUnsafeBufferPointer { w in
-                    if let src = w.baseAddress, let d = dst.baseAddress {
-                        Conv2dOperator.packPanels(src, cout: cout, inputs: cin, into: d)
+                    guard let d = dst.baseAddress else { return }
+                    if let src = w.baseAddress {
+                        Conv2dOperator.packPanels(src, cout: cout, inputs: cin, into: d)   // writes all `count` floats
+                    } else {
+                        d.initialize(repeating: 0, count: count)
                     }
                 }
+                done = count
             }
         }
         panels = packed
@@ -104,17 +107,14 @@ struct KMaXPointwise: Sendable {
     /// increasing order.
     private func pointwisePanels(_ x: UnsafePointer<Float>, n: Int, y: UnsafeMutablePointer<Float>) {
         let cut = Conv2dOperator.PointwiseCut(pixels: n, outChannels: cout, planes: 1)
-        let act = activation, cin = cin
+        let relu = activation == .relu, cin = cin
         panels.withUnsafeBufferPointer { pp in
             bias.withUnsafeBufferPointer { bp in
                 guard let pw = pp.baseAddress, let bb = bp.baseAddress else { return }
-                Threading.dynamicFor(cut.count) { i in
-                    let (_, p0, p1, o0, channels) = cut.item(i)
+                Conv2dOperator.runPanelItems(cut, outPixels: n, activation: activation) { _, p0, p1, o0, channels in
                     Conv2dOperator.pointwiseItem(x: x, hw: n, cin: cin, panels: pw + o0 * cin, cout: channels, bias: bb + o0,
-                                                 relu: act == .relu, y: y + o0 * n, p0: p0, p1: p1)
-                    if act != .none && act != .relu {
-                        for o in o0..<(o0 + channels) { act.apply(y + o * n + p0, count: p1 - p0) }
-                    }
+                                                 relu: relu, y: y + o0 * n, p0: p0, p1: p1)
+                    return y + o0 * n
                 }
             }
         }
